@@ -1,0 +1,187 @@
+"""Every hand-derived derivative in rlref, checked against finite differences on random inputs.
+
+``python -m rlref gradcheck`` runs ``run_checks`` and prints the table; the test suite runs the same
+list. Each check takes a generator and returns rows (quantity, shape, max error); an error is
+|a - n| / max(1, |a|, |n|) as in ``rlref.gradcheck``. A check passes at error <= TOL.
+
+Vector-valued functions are checked through a random projection: for out(x) and a random R of
+out's shape, d/dx sum(out * R) must equal backward(R).
+"""
+import numpy as np
+
+from rlref.distributions import Categorical, DiagGaussian
+from rlref.gradcheck import check_grad, numerical_jacobian, rel_error
+from rlref.nn import ACTIVATIONS, flatten, init_mlp, mlp_backward, mlp_forward, mlp_jvp, unflatten
+from rlref.policy import init_policy, policy_backward, policy_forward, policy_jvp
+
+TOL = 1e-6
+
+
+def _error(f, grad_f, x):
+    return check_grad(f, grad_f, x, tol=np.inf)           # tol=inf: measure, do not raise
+
+
+def _random_mlp(rng, activation, batch):
+    sizes = [3, 5, 4, 2]
+    params = init_mlp(sizes, rng, activation=activation)
+    for k in params:                                        # nonzero biases exercise every term
+        params[k] = params[k] + 0.3 * rng.standard_normal(params[k].shape)
+    x = rng.standard_normal((batch, sizes[0]))
+    R = rng.standard_normal((batch, sizes[-1]))             # random projection of the output
+    return params, x, R
+
+
+def mlp_checks(rng):
+    """Backprop (MLP.2-3) w.r.t. every parameter and the input, and forward mode (MLP.4)."""
+    rows = []
+    for activation in ACTIVATIONS:
+        for batch in (1, 7):
+            params, x, R = _random_mlp(rng, activation, batch)
+            loss = lambda p: np.sum(mlp_forward(p, x)[0] * R)
+            grads = lambda p: mlp_backward(R, mlp_forward(p, x)[1])[0]
+            rows.append((f"MLP {activation} d/dparams, batch {batch}",
+                         f"P={flatten(params).size}", _error(loss, grads, params)))
+            loss_x = lambda x_: np.sum(mlp_forward(params, x_)[0] * R)
+            grad_x = lambda x_: mlp_backward(R, mlp_forward(params, x_)[1])[1]
+            rows.append((f"MLP {activation} d/dx, batch {batch}", str(x.shape), _error(loss_x, grad_x, x)))
+        rows.append((f"MLP {activation} forward mode (jvp)", "(7, 2)", _jvp_error(params, x, rng)))
+    return rows
+
+
+def _jvp_error(params, x, rng, eps=1e-6):
+    """mlp_jvp against central differences of the output along a random parameter tangent."""
+    theta = flatten(params)
+    v = rng.standard_normal(theta.shape)
+    out = lambda t: mlp_forward(unflatten(t, params), x)[0]
+    numeric = (out(theta + eps * v) - out(theta - eps * v)) / (2 * eps)
+    analytic = mlp_jvp(unflatten(v, params), mlp_forward(params, x)[1])
+    return float(rel_error(analytic, numeric).max())
+
+
+def categorical_checks(rng, N=6, A=4):
+    """Score (DIST.1), entropy (DIST.2), KL (DIST.3) in the logits."""
+    z, zq = rng.standard_normal((N, A)), rng.standard_normal((N, A))
+    a = rng.integers(A, size=N)
+    w = rng.standard_normal(N)                              # random projection of per-sample values
+    p = Categorical(z)
+    return [
+        ("Categorical d logp / d logits", str(z.shape),
+         _error(lambda z_: w @ Categorical(z_).logp(a), lambda z_: w[:, None] * Categorical(z_).dlogp(a), z)),
+        ("Categorical d entropy / d logits", str(z.shape),
+         _error(lambda z_: w @ Categorical(z_).entropy(), lambda z_: w[:, None] * Categorical(z_).dentropy(), z)),
+        ("Categorical d KL(p||q) / d logits_q", str(zq.shape),
+         _error(lambda q: w @ p.kl(Categorical(q)), lambda q: w[:, None] * p.dkl(Categorical(q)), zq)),
+    ]
+
+
+def gaussian_checks(rng, N=6, D=3):
+    """Score (DIST.5), entropy (DIST.6), KL (DIST.7) in (mean, log_std)."""
+    mu, s = rng.standard_normal((N, D)), 0.3 * rng.standard_normal((N, D))
+    mq, sq = rng.standard_normal((N, D)), 0.3 * rng.standard_normal((N, D))
+    a = rng.standard_normal((N, D))
+    w = rng.standard_normal(N)
+    p = DiagGaussian(mu, s)
+
+    def pair(value, deriv, x0):                             # x = {"mean", "log_std"}
+        x = {"mean": x0[0].copy(), "log_std": x0[1].copy()}
+        f = lambda x_: w @ value(x_["mean"], x_["log_std"])
+        g = lambda x_: dict(zip(("mean", "log_std"),
+                                (w[:, None] * d for d in deriv(x_["mean"], x_["log_std"]))))
+        return _error(f, g, x)
+    return [
+        ("Gaussian d logp / d(mean, log_std)", f"({N}, {D}) x2",
+         pair(lambda m, l: DiagGaussian(m, l).logp(a), lambda m, l: DiagGaussian(m, l).dlogp(a), (mu, s))),
+        ("Gaussian d entropy / d(mean, log_std)", f"({N}, {D}) x2",
+         pair(lambda m, l: DiagGaussian(m, l).entropy(), lambda m, l: DiagGaussian(m, l).dentropy(), (mu, s))),
+        ("Gaussian d KL(p||q) / d(mean_q, log_std_q)", f"({N}, {D}) x2",
+         pair(lambda m, l: p.kl(DiagGaussian(m, l)), lambda m, l: p.dkl(DiagGaussian(m, l)), (mq, sq))),
+    ]
+
+
+def _policy(rng, gaussian, N=5, sizes=(3, 4, 2)):
+    params = init_policy(list(sizes), rng, gaussian=gaussian, out_gain=1.0)
+    if gaussian:
+        params["log_std"] = 0.3 * rng.standard_normal(sizes[-1])
+    obs = rng.standard_normal((N, sizes[0]))
+    return params, obs
+
+
+def mean_kl_and_grad(theta, theta_old, like, obs):
+    """mean_i KL(pi_old(.|s_i) || pi_theta(.|s_i)) and its gradient in theta (POL.1)."""
+    old, _ = policy_forward(unflatten(theta_old, like), obs)
+    new, cache = policy_forward(unflatten(theta, like), obs)
+    N = obs.shape[0]
+    ddist = old.dkl(new)
+    ddist = tuple(d / N for d in ddist) if isinstance(ddist, tuple) else ddist / N
+    return old.kl(new).mean(), flatten(policy_backward(ddist, cache))
+
+
+def exact_fisher(params, obs):
+    """F = (1/N) sum_i J_i^T M_i J_i, with J_i built column by column by forward mode."""
+    theta = flatten(params)
+    dist, cache = policy_forward(params, obs)
+    N, P = obs.shape[0], theta.size
+    F = np.zeros((P, P))
+    for j in range(P):
+        Jv = policy_jvp(unflatten(np.eye(P)[j], params), cache)     # column j of J_i, all i
+        MJv = dist.fisher_product(Jv)                                # M_i J_i e_j
+        F[:, j] = flatten(policy_backward(MJv, cache)) / N           # (1/N) sum_i J_i^T M_i J_i e_j
+    return F
+
+
+def fisher_checks(rng):
+    """The Hessian of the mean KL at theta_old equals the Fisher J^T M J (DIST.4, DIST.8)."""
+    rows = []
+    for gaussian in (False, True):
+        params, obs = _policy(rng, gaussian)
+        theta_old = flatten(params)
+        grad = lambda t: mean_kl_and_grad(t, theta_old, params, obs)[1]
+        H = numerical_jacobian(grad, theta_old.copy())
+        F = exact_fisher(params, obs)
+        name = "Gaussian" if gaussian else "Categorical"
+        rows.append((f"{name} policy: Hessian of mean KL at theta_old vs J^T M J",
+                     str(F.shape), float(rel_error(F, H).max())))
+    return rows
+
+
+def policy_score_checks(rng):
+    """The score d log pi(a|s) / d theta through the network (POL.1), both policy kinds."""
+    rows = []
+    for gaussian in (False, True):
+        params, obs = _policy(rng, gaussian)
+        dist, _ = policy_forward(params, obs)
+        a = dist.sample(rng)
+        f = lambda p: policy_forward(p, obs)[0].logp(a).mean()
+
+        def g(p):
+            d, cache = policy_forward(p, obs)
+            score = d.dlogp(a)
+            N = obs.shape[0]
+            return policy_backward(tuple(s / N for s in score) if gaussian else score / N, cache)
+        rows.append((f"{'Gaussian' if gaussian else 'Categorical'} policy: d mean logp / d theta",
+                     f"P={flatten(params).size}", _error(f, g, params)))
+    return rows
+
+
+ALL_CHECKS = [mlp_checks, categorical_checks, gaussian_checks, policy_score_checks, fisher_checks]
+
+
+def run_checks(seed=0, checks=None):
+    """Run every check; returns rows (quantity, shape, error, passed)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for check in (checks or ALL_CHECKS):
+        rows += [(q, s, e, bool(e <= TOL)) for q, s, e in check(rng)]
+    return rows
+
+
+def format_table(rows):
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{'quantity':<{width}}  {'shape':<12}  {'max rel error':>13}  result",
+             "-" * (width + 38)]
+    for quantity, shape, error, passed in rows:
+        lines.append(f"{quantity:<{width}}  {shape:<12}  {error:>13.2e}  {'pass' if passed else 'FAIL'}")
+    n_fail = sum(not r[3] for r in rows)
+    lines.append(f"{len(rows) - n_fail} of {len(rows)} checks passed (tolerance {TOL:.0e} on "
+                 f"|a - n| / max(1, |a|, |n|), central differences with h = 1e-6 max(1, |x|))")
+    return "\n".join(lines)

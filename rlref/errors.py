@@ -1,0 +1,87 @@
+"""The named errors of rlref.
+
+Every message names the parameter or array, the value received, and what is allowed. Each class
+derives from the built-in error a caller would naturally catch, so ``except ValueError`` still
+works for code that does not know rlref.
+"""
+
+
+class ConfigError(ValueError):
+    """A hyperparameter or argument is out of range or of the wrong type."""
+
+
+class UnsupportedSpaceError(TypeError):
+    """An action or observation space rlref does not handle (with a hint of what to do)."""
+
+
+class NonFiniteError(FloatingPointError):
+    """NaN or inf where only finite numbers are allowed: from an env, or produced by an update.
+
+    When an update raises it, the parameters are left exactly as they were before the update.
+    """
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt, or does not match what is being loaded."""
+
+
+class GradientCheckError(AssertionError):
+    """An analytic gradient disagrees with finite differences beyond the tolerance."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Small validators shared by every module. They raise the errors above with messages that say
+# what was received and what is allowed; they never use `assert` (which `python -O` removes).
+# ---------------------------------------------------------------------------------------------
+
+import numbers
+
+import numpy as np
+
+
+def require_int(name, value, low=None, high=None):
+    """An int (not a bool) in [low, high]; returns it as a Python int."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ConfigError(f"{name} must be an integer in [{low}, {'inf' if high is None else high}], "
+                          f"got {value}")
+    return int(value)
+
+
+def require_float(name, value, low=None, high=None, low_open=False, high_open=False):
+    """A finite real number (not a bool) in the given interval; returns it as a Python float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise ConfigError(f"{name} must be a finite real number, got {value!r}")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        interval = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
+        raise ConfigError(f"{name} must be in {interval}, got {value}")
+    return float(value)
+
+
+def require_array(name, x, ndim=None, shape=None, error=ValueError):
+    """A finite float64 array of the given rank/shape (None entries in `shape` match anything).
+
+    Lists and integer arrays are converted; float32 and other floats are refused so that nothing
+    silently loses precision.
+    """
+    x = np.asarray(x)
+    if x.dtype.kind in "iub":
+        x = x.astype(np.float64)
+    if x.dtype != np.float64:
+        raise error(f"{name} must be float64 (rlref computes in float64 throughout), got {x.dtype}")
+    if ndim is not None and x.ndim != ndim:
+        raise error(f"{name} must have {ndim} dimension(s), got shape {x.shape}")
+    if shape is not None and (len(shape) != x.ndim or
+                              any(s is not None and s != n for s, n in zip(shape, x.shape))):
+        want = "(" + ", ".join("any" if s is None else str(s) for s in shape) + ")"
+        raise error(f"{name} must have shape {want}, got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        bad = np.argwhere(~np.isfinite(x))[0]
+        raise error(f"{name} must be finite, but {name}[{', '.join(map(str, bad))}] = "
+                    f"{x[tuple(bad)]}")
+    return x

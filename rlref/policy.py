@@ -1,0 +1,66 @@
+"""A policy is an MLP whose output parameterizes a distribution.
+
+Discrete actions: the MLP's output is the logits of a ``Categorical``. 1-D Box actions: the MLP's
+output is the mean of a ``DiagGaussian`` whose log standard deviation is a state-independent
+parameter ``params["log_std"]`` (shape (A,)); that key is what marks a Gaussian policy.
+
+Backprop through a policy is the chain rule in two steps: the distribution gives the derivative
+with respect to its own parameters (logits, or mean and log_std); ``mlp_backward`` carries it to
+the weights. With J_i = d(distribution parameters of sample i) / d theta,
+
+    d/dtheta mean_i l_i = (1/N) sum_i J_i^T (dl_i / d dist_i)                    (POL.1)
+
+so, for example, the score of sample i is J_i^T dlogp_i. Forward mode gives J_i v (``policy_jvp``).
+"""
+import numpy as np
+
+from rlref.distributions import Categorical, DiagGaussian
+from rlref.nn import init_mlp, mlp_backward, mlp_forward, mlp_jvp
+
+
+def init_policy(sizes, rng, gaussian=False, activation="tanh", out_gain=0.01, log_std=0.0,
+                hidden_gain=np.sqrt(2.0)):
+    """Policy parameters: an MLP [D, H..., A] (+ "log_std" (A,) for a Gaussian policy).
+
+    out_gain=0.01 starts the policy near uniform / near a zero mean (an implementation detail from
+    the PPO literature, Andrychowicz et al. 2021).
+    """
+    params = init_mlp(sizes, rng, activation=activation, out_gain=out_gain, hidden_gain=hidden_gain)
+    if gaussian:
+        params["log_std"] = np.full(sizes[-1], float(log_std))     # (A,)
+    return params
+
+
+def is_gaussian(params):
+    return "log_std" in params
+
+
+def policy_forward(params, obs):
+    """dist, cache = policy_forward(params, obs): obs (N, D) -> a distribution over N actions."""
+    out, cache = mlp_forward(params, obs)                           # (N, A)
+    if is_gaussian(params):
+        return DiagGaussian(out, params["log_std"]), cache
+    return Categorical(out), cache
+
+
+def policy_backward(ddist, cache):
+    """grads (dict like params) from the derivative w.r.t. the distribution's parameters.  (POL.1)
+
+    ddist: dlogits (N, A) for a Categorical, (dmean (N, A), dlog_std (N, A)) for a Gaussian; the
+    shared log_std collects the sum over samples.
+    """
+    if isinstance(ddist, tuple):
+        dmean, dlog_std = ddist
+        grads, _ = mlp_backward(dmean, cache, need_dx=False)
+        grads["log_std"] = np.asarray(dlog_std).sum(axis=0)         # (A,)
+        return grads
+    grads, _ = mlp_backward(ddist, cache, need_dx=False)
+    return grads
+
+
+def policy_jvp(dparams, cache):
+    """J v: the change of the distribution's parameters along a parameter tangent dparams."""
+    dout = mlp_jvp(dparams, cache)                                  # (N, A)
+    if "log_std" in dparams:
+        return dout, np.broadcast_to(dparams["log_std"], dout.shape)
+    return dout
