@@ -1,9 +1,69 @@
-"""The command line: python -m rlref {gradcheck} ...
+"""The command line (python -m rlref ...):
 
-    python -m rlref gradcheck [--seed S]   every hand-derived gradient vs finite differences
+    train ALGO [--env ID] [--seed S] [--total-steps N] [--out DIR] [--set key=value ...] [--quiet]
+    evaluate DIR [--episodes 20]
+    plot DIR [DIR ...] -o figures/NAME.png
+    gradcheck [--seed S]
 """
 import argparse
+import json
+import os
 import sys
+
+from rlref.errors import ConfigError
+
+
+def cmd_train(args):
+    from rlref.config import parse_value
+    from rlref.train import algo_module, train
+    module = algo_module(args.algo)
+    overrides = {}
+    for item in args.set:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set takes key=value, got {item!r}")
+        overrides[key.strip()] = parse_value(module.Config, key.strip(), text.strip())
+    for key in ("env", "seed", "total_steps"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    config = module.Config(**overrides)                     # validates before any env exists
+    out = args.out or os.path.join("runs", f"{args.algo}-{config.env}-s{config.seed}")
+    summary = train(args.algo, config, out, quiet=args.quiet)
+    solved = summary["solved_at_steps"]
+    print(f"{args.algo} on {config.env}, seed {config.seed}: {summary['total_steps']} steps in "
+          f"{summary['wall_s']:.1f} s ({summary['steps_per_s']:.0f} steps/s); "
+          f"solved at {solved if solved else 'never'}; deterministic evaluation "
+          f"{summary['eval_return_mean']:.1f} +- {summary['eval_return_std']:.1f} over "
+          f"{summary['eval_episodes']} episodes. Run directory: {out}")
+    return 0
+
+
+def cmd_evaluate(args):
+    from rlref import checkpoint
+    from rlref.rollout import check_spaces, make_envs
+    from rlref.train import algo_module, evaluate, generators, _seed_from
+    meta = checkpoint.load_meta(args.dir)
+    module = algo_module(meta["algorithm"])
+    config = module.Config(**meta["config"])
+    envs = make_envs(config.env, 1)
+    obs_dim, act_dim, gaussian, _ = check_spaces(envs)
+    envs.close()
+    like = module.init_agent(config, obs_dim, act_dim, gaussian, generators(0)["init"])
+    agent = checkpoint.load(args.dir, like)
+    episodes = args.episodes or config.eval_episodes
+    returns = evaluate(agent["policy"], config.env, episodes, _seed_from(generators(config.seed)["eval"]))
+    print(json.dumps({"eval_return_mean": float(returns.mean()), "eval_return_std": float(returns.std()),
+                      "eval_episodes": episodes, "returns": returns.tolist()}))
+    return 0
+
+
+def cmd_plot(args):
+    from rlref.plot import plot_runs
+    from rlref.train import solved_threshold
+    with open(os.path.join(args.dirs[0], "config.json")) as f:
+        env = json.load(f)["env"]
+    print(plot_runs(args.dirs, args.o, threshold=solved_threshold(env), title=args.title))
+    return 0
 
 
 def cmd_gradcheck(args):
@@ -14,8 +74,28 @@ def cmd_gradcheck(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m rlref", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m rlref", description="rlref: policy gradients in NumPy",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="train an agent and write a run directory")
+    p.add_argument("algo", help="reinforce or a2c")
+    p.add_argument("--env", default=None, help="gymnasium id (default: the algorithm's, CartPole-v1)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--total-steps", dest="total_steps", type=int, default=None)
+    p.add_argument("--out", default=None, help="run directory (default runs/ALGO-ENV-sSEED)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field of the algorithm's Config (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no per-iteration output")
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("evaluate", help="deterministic evaluation of a saved run")
+    p.add_argument("dir")
+    p.add_argument("--episodes", type=int, default=None)
+    p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("plot", help="learning curves of run directories")
+    p.add_argument("dirs", nargs="+")
+    p.add_argument("-o", required=True, help="output image, e.g. figures/cartpole.png")
+    p.add_argument("--title", default=None)
+    p.set_defaults(func=cmd_plot)
     p = sub.add_parser("gradcheck", help="check every hand-derived gradient against finite differences")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     p.set_defaults(func=cmd_gradcheck)
@@ -24,7 +104,11 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -64,3 +64,17 @@ def policy_jvp(dparams, cache):
     if "log_std" in dparams:
         return dout, np.broadcast_to(dparams["log_std"], dout.shape)
     return dout
+
+
+def scale_rows(ddist, w):
+    """Multiply a per-sample derivative (an array (N, A) or a Gaussian's (dmean, dlog_std)) by w (N,)."""
+    if isinstance(ddist, tuple):
+        return tuple(d * w[:, None] for d in ddist)
+    return ddist * w[:, None]
+
+
+def add(ddist, other):
+    """Sum of two per-sample derivatives of the same kind (array or Gaussian pair)."""
+    if isinstance(ddist, tuple):
+        return tuple(a + b for a, b in zip(ddist, other))
+    return ddist + other

@@ -1,0 +1,116 @@
+"""Synchronous advantage actor-critic (A2C), as in the Deep RL Bootcamp's lab 4.
+
+Derived in ``notebooks/01_policy_gradient.ipynb`` from ../notes/001 ("Actor-Critic") and
+../notes/002 ("A2C"). E envs step together for T steps; the critic V_phi supplies the baseline and
+the bootstrap; one gradient step on the combined loss follows each rollout.
+
+    A_hat_t = GAE(gamma, lam) from delta_t = r_t + gamma V(s_{t+1}) - V(s_t)   (GAE.1), (GAE.2)
+              (lam = 1: the lab's returns, bootstrapped with V at the rollout's end), or the
+              fixed n-step advantage R^(n)_t - V(s_t)                           (AC.2)
+    L(theta, phi) = -(1/N) sum_i log pi_theta(a_i|s_i) A_hat_i                  policy   (PG.4)
+                    - c_ent (1/N) sum_i H(pi_theta(.|s_i))                      entropy bonus
+                    + c_v (1/N) sum_i (V_phi(s_i) - R_hat_i)^2                  value    (V.1)
+                                                                                        (AC.3)
+One iteration:
+  Step 1. Collect T steps from each of the E envs with pi_theta.
+  Step 2. V_phi on every observation; advantages A_hat and targets R_hat = A_hat + V.
+  Step 3. Gradients of (AC.3) by manual backprop through both networks.
+  Step 4. Clip the global gradient norm of (theta, phi) together (OPT.3); one Adam step (OPT.2)
+          with a learning rate decayed linearly over the budget.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from rlref.advantages import gae, n_step_returns
+from rlref.config import TrainConfig
+from rlref.errors import ConfigError, require_float, require_int
+from rlref.nn import flatten, init_mlp, mlp_backward, mlp_forward, unflatten
+from rlref.optim import adam_init, adam_step, clip_grad_norm
+from rlref.policy import add, init_policy, policy_backward, policy_forward, scale_rows
+from rlref.value import value_forward
+
+ROLLOUT = "steps"
+
+
+@dataclass
+class Config(TrainConfig):
+    num_envs: int = 16               # E
+    n_steps: int = 8                 # T: steps per env per iteration
+    gamma: float = 0.99              # discount
+    advantage: str = "gae"           # "gae" (GAE.2) or "nstep" (AC.2)
+    lam: float = 0.95                # GAE lambda (1.0 = the lab's bootstrapped returns)
+    n: int = 5                       # n of the n-step advantage
+    ent_coef: float = 0.0            # c_ent
+    vf_coef: float = 0.5             # c_v
+    lr: float = 3e-3                 # Adam step size
+    anneal_lr: bool = True           # decay lr linearly to 0 over the step budget
+    adam_eps: float = 1e-5           # Adam epsilon
+    max_grad_norm: float = 0.5       # global-norm clip of the joint gradient
+
+    def __post_init__(self):
+        super().__post_init__()
+        require_int("n_steps", self.n_steps, 1)
+        require_int("n", self.n, 1)
+        if self.advantage not in ("gae", "nstep"):
+            raise ConfigError(f"advantage must be 'gae' or 'nstep', got {self.advantage!r}")
+        require_float("gamma", self.gamma, 0.0, 1.0)
+        require_float("lam", self.lam, 0.0, 1.0)
+        require_float("ent_coef", self.ent_coef, 0.0)
+        require_float("vf_coef", self.vf_coef, 0.0)
+        require_float("lr", self.lr, 0.0, low_open=True)
+        require_float("adam_eps", self.adam_eps, 0.0, low_open=True)
+        require_float("max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
+
+
+def init_agent(config, obs_dim, act_dim, gaussian, rng):
+    policy = init_policy([obs_dim, *config.hidden, act_dim], rng, gaussian, config.activation)
+    value = init_mlp([obs_dim, *config.hidden, 1], rng, activation=config.activation, out_gain=1.0)
+    return {"policy": policy, "value": value, "opt": adam_init(np.concatenate([flatten(policy), flatten(value)]))}
+
+
+def advantages(agent, batch, config):
+    """Step 2: A_hat and R_hat, each (T, E)."""
+    values = value_forward(agent["value"], batch.obs)                     # (T + 1, E)
+    if config.advantage == "gae":
+        return gae(batch.rewards, values[:-1], values[1:], batch.terminated, batch.dones,
+                   config.gamma, config.lam)                              # (GAE.2)
+    R_hat = n_step_returns(batch.rewards, values[1:], batch.terminated, batch.dones,
+                           config.gamma, config.n)                        # (AC.2)
+    return R_hat - values[:-1], R_hat
+
+
+def loss_and_grads(policy, value, obs, actions, A_hat, R_hat, config):
+    """L of (AC.3), its parts, and its gradients w.r.t. theta and phi (dicts).  Step 3."""
+    N = len(A_hat)
+    dist, cache_pi = policy_forward(policy, obs)
+    V, cache_v = mlp_forward(value, obs)                                   # (N, 1)
+    err = V[:, 0] - R_hat                                                  # (N,)
+    parts = {"loss_pi": -np.mean(dist.logp(actions) * A_hat), "entropy": np.mean(dist.entropy()),
+             "loss_v": np.mean(err * err)}
+    loss = parts["loss_pi"] - config.ent_coef * parts["entropy"] + config.vf_coef * parts["loss_v"]
+    ddist = add(scale_rows(dist.dlogp(actions), -A_hat / N),               # policy term
+                scale_rows(dist.dentropy(), np.full(N, -config.ent_coef / N)))   # entropy term
+    grads_pi = policy_backward(ddist, cache_pi)
+    grads_v, _ = mlp_backward((2.0 * config.vf_coef / N) * err[:, None], cache_v, need_dx=False)
+    return float(loss), {k: float(v) for k, v in parts.items()}, grads_pi, grads_v
+
+
+def update(agent, batch, config, rng, progress=0.0):
+    A_hat, R_hat = advantages(agent, batch, config)
+    obs, actions = batch.flat(batch.obs[:-1]), batch.flat(batch.actions)
+    policy, value = agent["policy"], agent["value"]
+    _, diag, grads_pi, grads_v = loss_and_grads(policy, value, obs, actions, batch.flat(A_hat),
+                                                batch.flat(R_hat), config)
+    grad, diag["grad_norm"] = clip_grad_norm(np.concatenate([flatten(grads_pi), flatten(grads_v)]),
+                                             config.max_grad_norm)        # Step 4 (OPT.3)
+    # NOTE (implementation detail): linear learning-rate decay (Mnih et al. 2016, A3C) keeps
+    # the late updates small, so the policy that is evaluated at the end is a settled one.
+    lr = config.lr * (1.0 - progress) if config.anneal_lr else config.lr
+    theta, opt = adam_step(np.concatenate([flatten(policy), flatten(value)]), grad, agent["opt"],
+                           lr, eps=config.adam_eps)                       # (OPT.2)
+    P = flatten(policy).size
+    new_policy, new_value = unflatten(theta[:P], policy), unflatten(theta[P:], value)
+    old_dist, _ = policy_forward(policy, obs)
+    diag["kl"] = float(old_dist.kl(policy_forward(new_policy, obs)[0]).mean())
+    return {"policy": new_policy, "value": new_value, "opt": opt}, diag

@@ -1,0 +1,108 @@
+"""REINFORCE (Williams 1992), with the variance-reduction ladder of the course notes.
+
+Derived in ``notebooks/01_policy_gradient.ipynb`` from ../notes/001 ("REINFORCE", "Reward to go",
+"Baseline"). Notation: N sampled (s_t, a_t) pairs from E whole episodes, score_t =
+grad_theta log pi_theta(a_t | s_t), G_t the discounted reward-to-go.
+
+    grad J ~ (1/N) sum_t score_t * G_0                  total return         (PG.2)
+    grad J ~ (1/N) sum_t score_t * G_t                  reward-to-go          (PG.3)
+    grad J ~ (1/N) sum_t score_t * (G_t - b)            constant baseline b   (PG.5)
+    grad J ~ (1/N) sum_t score_t * (G_t - V_phi(s_t))   learned state baseline (PG.6)
+
+The exact gradient of J = E[sum_t gamma^t r_t] carries a factor gamma^t in front of score_t;
+like every practical implementation we drop it (the notebook measures the bias this introduces).
+We ascend J by descending the surrogate loss L(theta) = -(1/N) sum_t log pi_theta(a_t|s_t) w_t,
+whose gradient is exactly minus the estimator above (w_t held fixed).                 (PG.4)
+
+One iteration:
+  Step 1. Reset the E envs and run the policy until each has finished one episode.
+  Step 2. Weights w_t by the chosen variant. With the learned baseline, G_t is bootstrapped with
+          V_phi(final observation) where an episode was truncated by a time limit; without a value
+          function a truncation is treated as the end of the episode.
+  Step 3. One Adam step on theta along the gradient of L (PG.4), by manual backprop.
+  Step 4. With the learned baseline, fit V_phi to G_t: `v_iters` Adam steps on mean (V - G)^2.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from rlref.advantages import gae, reward_to_go, total_return
+from rlref.config import TrainConfig
+from rlref.errors import ConfigError, require_float, require_int
+from rlref.nn import flatten, unflatten
+from rlref.optim import adam_init, adam_step
+from rlref.policy import init_policy, policy_backward, policy_forward, scale_rows
+from rlref.value import fit_value, init_value, value_forward
+
+ROLLOUT = "episodes"          # each iteration samples num_envs whole episodes
+
+
+@dataclass
+class Config(TrainConfig):
+    variant: str = "reward_to_go"    # "total" (PG.2) or "reward_to_go" (PG.3)
+    baseline: str = "value"          # "none", "mean" (PG.5) or "value" (PG.6)
+    num_envs: int = 16               # E: episodes per iteration
+    gamma: float = 0.99              # discount
+    lr_pi: float = 0.01              # Adam step size for theta
+    lr_v: float = 0.01               # Adam step size for phi
+    v_iters: int = 5                 # full-batch Adam steps on the value loss per iteration
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.variant not in ("total", "reward_to_go"):
+            raise ConfigError(f"variant must be 'total' or 'reward_to_go', got {self.variant!r}")
+        if self.baseline not in ("none", "mean", "value"):
+            raise ConfigError(f"baseline must be 'none', 'mean' or 'value', got {self.baseline!r}")
+        require_float("gamma", self.gamma, 0.0, 1.0)
+        require_float("lr_pi", self.lr_pi, 0.0, low_open=True)
+        require_float("lr_v", self.lr_v, 0.0, low_open=True)
+        require_int("v_iters", self.v_iters, 1)
+
+
+def init_agent(config, obs_dim, act_dim, gaussian, rng):
+    policy = init_policy([obs_dim, *config.hidden, act_dim], rng, gaussian, config.activation)
+    agent = {"policy": policy, "opt_pi": adam_init(flatten(policy))}
+    if config.baseline == "value":
+        agent.update(init_value(config, obs_dim, rng))
+    return agent
+
+
+def weights(agent, batch, config):
+    """Step 2: the weight w_t of every score (T, E), and V's regression targets (or None)."""
+    dones = batch.dones
+    returns = total_return if config.variant == "total" else reward_to_go
+    if config.baseline != "value":
+        G = returns(batch.rewards, dones, config.gamma)                 # (T, E)   (PG.2/3)
+        b = G[batch.valid].mean() if config.baseline == "mean" else 0.0   # (PG.5)
+        return G - b, None
+    values = value_forward(agent["value"], batch.obs)                   # (T + 1, E)
+    # lam = 1 turns GAE into G_t - V(s_t), bootstrapped with V(final obs) after a truncation.
+    A_hat, G = gae(batch.rewards, values[:-1], values[1:], batch.terminated, dones,
+                   config.gamma, lam=1.0)
+    if config.variant == "total":
+        A_hat = total_return(batch.rewards, dones, config.gamma) - values[:-1]
+    return A_hat, G                                                     # (PG.6)
+
+
+def policy_step(agent, obs, actions, w, lr):
+    """Step 3: one Adam step on L(theta) = -(1/N) sum_i log pi(a_i|s_i) w_i.  (PG.4)"""
+    policy = agent["policy"]
+    dist, cache = policy_forward(policy, obs)
+    N = len(w)
+    ddist = scale_rows(dist.dlogp(actions), -w / N)                     # dL / d(dist params)
+    grads = policy_backward(ddist, cache)                               # (POL.1)
+    theta, opt = adam_step(flatten(policy), flatten(grads), agent["opt_pi"], lr)
+    new_policy = unflatten(theta, policy)
+    new_dist, _ = policy_forward(new_policy, obs)
+    diag = {"loss_pi": float(-np.mean(dist.logp(actions) * w)), "entropy": float(dist.entropy().mean()),
+            "kl": float(dist.kl(new_dist).mean())}
+    return {**agent, "policy": new_policy, "opt_pi": opt}, diag
+
+
+def update(agent, batch, config, rng, progress=0.0):
+    w, targets = weights(agent, batch, config)
+    obs, actions = batch.flat(batch.obs[:-1]), batch.flat(batch.actions)
+    agent, diag = policy_step(agent, obs, actions, batch.flat(w), config.lr_pi)
+    if targets is not None:                                                         # Step 4
+        agent, diag["loss_v"] = fit_value(agent, obs, batch.flat(targets), config.lr_v, config.v_iters)
+    return agent, diag

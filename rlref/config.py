@@ -1,0 +1,63 @@
+"""The settings every training run shares; each algorithm's Config adds its own fields.
+
+One commented line per field names its symbol; ``__post_init__`` validates, so a bad value raises
+ConfigError at construction, before any env is made or stepped. The command line builds
+`--set key=value` overrides from these fields (rlref/cli.py).
+"""
+import dataclasses
+from dataclasses import dataclass
+
+from rlref.errors import ConfigError, require_int
+from rlref.nn import ACTIVATIONS
+
+
+@dataclass
+class TrainConfig:
+    env: str = "CartPole-v1"         # gymnasium id
+    seed: int = 0                    # the one seed every generator is spawned from
+    total_steps: int = 100_000       # budget of env transitions
+    num_envs: int = 8                # E: parallel envs
+    hidden: tuple = (64, 64)         # hidden layer sizes of the policy and value MLPs
+    activation: str = "tanh"         # hidden activation: tanh, relu or identity
+    eval_episodes: int = 20          # deterministic evaluation episodes at the end
+
+    def __post_init__(self):
+        if not isinstance(self.env, str) or not self.env:
+            raise ConfigError(f"env must be a gymnasium id such as 'CartPole-v1', got {self.env!r}")
+        require_int("seed", self.seed, 0)
+        require_int("total_steps", self.total_steps, 1)
+        require_int("num_envs", self.num_envs, 1)
+        require_int("eval_episodes", self.eval_episodes, 1)
+        self.hidden = tuple(self.hidden)
+        for h in self.hidden:
+            require_int("hidden sizes", h, 1)
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+
+    def to_dict(self):
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def parse_value(config_cls, key, text):
+    """Turn the text of `--set key=text` into the type of the field `key` of config_cls."""
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    if key not in fields:
+        raise ConfigError(f"unknown setting {key!r} for {config_cls.__module__}; allowed: "
+                          f"{', '.join(sorted(fields))}")
+    default = fields[key].default
+    try:
+        if isinstance(default, bool):
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return text.lower() in ("true", "1")
+        if isinstance(default, tuple):
+            return tuple(int(h) for h in text.split(",") if h.strip())
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float):
+            return float(text)
+        if default is None:
+            return None if text.lower() == "none" else float(text)
+    except ValueError:
+        raise ConfigError(f"{key} must be a {type(default).__name__} (like {default!r}), got {text!r}") from None
+    return text

@@ -1,0 +1,161 @@
+"""Collecting experience from gymnasium 1.x vector envs.
+
+Next-step autoreset (gymnasium's default): when sub-env e ends its episode at step t, the
+observation returned at t is the episode's *final* observation; the call at t + 1 ignores the
+action, resets e and returns the first observation of a new episode with reward 0. That step is not
+a transition: it is stored (to keep arrays rectangular, (T, E)) but marked ``valid[t + 1] = False``,
+given zero reward and no done flag, and every loss ignores it.
+
+A useful consequence: the observation stored at slot t + 1 is the true next state of slot t in
+every case (the final observation after a done), so V(s_{t+1}) = V(obs[t + 1]) and a truncated
+episode bootstraps from its real final observation without any special case. ``obs`` therefore
+has T + 1 rows: the last is the observation after the rollout.
+
+Actions: ``Categorical`` for Discrete; ``DiagGaussian`` for a 1-D Box, sampled unclipped (the log
+probability is of the sampled action) and clipped to the bounds only when sent to the env.
+"""
+from dataclasses import dataclass, field
+
+import gymnasium as gym
+import numpy as np
+
+from rlref.errors import ConfigError, NonFiniteError, UnsupportedSpaceError
+from rlref.policy import policy_forward
+
+
+def make_envs(env_id, num_envs):
+    """E copies of env_id: the env's own NumPy-vectorized form where it has one, else "sync"."""
+    spec = gym.spec(env_id)
+    mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
+    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode)
+
+
+def check_spaces(envs):
+    """(obs_dim, act_dim, gaussian, (low, high)) for supported spaces; UnsupportedSpaceError otherwise."""
+    obs_space, act_space = envs.single_observation_space, envs.single_action_space
+    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+        raise UnsupportedSpaceError(
+            f"observation space must be a 1-D Box, got {obs_space}; flatten it first, e.g. "
+            f"gym.wrappers.FlattenObservation (images need a convolutional network rlref does not have)")
+    if isinstance(act_space, gym.spaces.Discrete):
+        if act_space.start != 0:
+            raise UnsupportedSpaceError(f"Discrete action spaces must start at 0, got start={act_space.start}")
+        return obs_space.shape[0], int(act_space.n), False, None
+    if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1:
+        low, high = act_space.low.astype(np.float64), act_space.high.astype(np.float64)
+        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+            raise UnsupportedSpaceError(f"Box action bounds must be finite so that actions can be "
+                                        f"clipped to them, got low={low}, high={high}")
+        return obs_space.shape[0], act_space.shape[0], True, (low, high)
+    raise UnsupportedSpaceError(
+        f"action space must be Discrete or a 1-D Box, got {act_space}; for MultiDiscrete, Dict or "
+        f"Tuple spaces, wrap the env to expose one of those (e.g. gym.wrappers.FlattenObservation "
+        f"handles observations only)")
+
+
+@dataclass
+class Collector:
+    """What persists between rollouts: the envs, the current observation, who resets next, and the
+    running return and length of each env's unfinished episode."""
+    envs: gym.vector.VectorEnv
+    obs: np.ndarray                                 # (E, D) current observation
+    autoreset: np.ndarray                           # (E,) the next step of env e is a reset
+    ep_return: np.ndarray                           # (E,) undiscounted return so far
+    ep_length: np.ndarray                           # (E,)
+    bounds: tuple = None                            # Box action bounds (low, high), or None
+    total_steps: int = 0                            # valid transitions collected so far
+
+
+def start(envs, seed):
+    """Reset every env (seeded) and return a Collector. Refuses autoreset modes other than next-step."""
+    mode = envs.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
+    if mode != gym.vector.AutoresetMode.NEXT_STEP:
+        raise ConfigError(f"autoreset mode must be NEXT_STEP (gymnasium's default), got {mode}; "
+                          f"make the vector env without an autoreset_mode argument")
+    _, _, _, bounds = check_spaces(envs)
+    obs, _ = envs.reset(seed=int(seed))
+    E = envs.num_envs
+    collector = Collector(envs, None, np.zeros(E, bool), np.zeros(E), np.zeros(E, np.int64), bounds)
+    collector.obs = _finite_obs(obs, step=0, what="reset observation")
+    return collector
+
+
+def _finite_obs(obs, step, what="observation"):
+    obs = np.asarray(obs, dtype=np.float64)
+    if not np.all(np.isfinite(obs)):
+        e = int(np.argwhere(~np.isfinite(obs))[0][0])
+        raise NonFiniteError(f"env {e} returned a non-finite {what} at step {step}: {obs[e]}")
+    return obs
+
+
+@dataclass
+class Batch:
+    """T steps of E envs. obs has T + 1 rows (the last is the observation after the rollout)."""
+    obs: np.ndarray                 # (T + 1, E, D)
+    actions: np.ndarray             # (T, E) int, or (T, E, A) float (unclipped samples)
+    logp: np.ndarray                # (T, E) log pi_old(a_t | s_t) at collection time
+    rewards: np.ndarray             # (T, E)
+    terminated: np.ndarray          # (T, E) float 0/1
+    truncated: np.ndarray           # (T, E) float 0/1
+    valid: np.ndarray               # (T, E) bool: a real transition (not an autoreset step)
+    episode_returns: list = field(default_factory=list)   # finished episodes, in order
+    episode_lengths: list = field(default_factory=list)
+
+    @property
+    def dones(self):
+        return np.maximum(self.terminated, self.truncated)
+
+    def flat(self, x):
+        """The valid entries of a (T, E, ...) array as one (N, ...) batch of samples."""
+        return x[self.valid]
+
+
+def collect(collector, params, T, rng, stop_when_all_done=False):
+    """Run the policy `params` for T steps in every env. Returns a Batch (the Collector advances).
+
+    stop_when_all_done: stop early once every env has finished an episode that started inside
+    this rollout, and mark everything after each env's first episode as not valid (REINFORCE's
+    "sample E whole episodes"; the caller resets the envs first).
+    """
+    envs, E = collector.envs, collector.envs.num_envs
+    obs = np.empty((T + 1, E, collector.obs.shape[1]))
+    rewards, terminated, truncated = np.zeros((T, E)), np.zeros((T, E)), np.zeros((T, E))
+    valid = np.zeros((T, E), bool)
+    actions, logps = [], np.zeros((T, E))
+    returns, lengths = [], []
+    finished = np.zeros(E, bool)                              # for stop_when_all_done
+    for t in range(T):
+        obs[t] = collector.obs
+        dist, _ = policy_forward(params, collector.obs)
+        a = dist.sample(rng)                                  # (E,) or (E, A)
+        logps[t] = dist.logp(a)
+        actions.append(a)
+        env_a = a if collector.bounds is None else np.clip(a, *collector.bounds)
+        next_obs, r, term, trunc, _ = envs.step(env_a)
+        valid[t] = ~collector.autoreset & ~finished
+        r = np.asarray(r, dtype=np.float64)
+        if not np.all(np.isfinite(r)):
+            e = int(np.argwhere(~np.isfinite(r))[0][0])
+            raise NonFiniteError(f"env {e} returned a non-finite reward {r[e]} at step {collector.total_steps}")
+        collector.obs = _finite_obs(next_obs, collector.total_steps)
+        rewards[t] = np.where(valid[t], r, 0.0)
+        terminated[t] = valid[t] & term
+        truncated[t] = valid[t] & trunc
+        done = valid[t] & (term | trunc)
+        collector.ep_return += rewards[t]
+        collector.ep_length += valid[t]
+        for e in np.flatnonzero(done):
+            returns.append(float(collector.ep_return[e]))
+            lengths.append(int(collector.ep_length[e]))
+        collector.ep_return[done] = 0.0
+        collector.ep_length[done] = 0
+        collector.autoreset = np.asarray(term | trunc, bool)
+        collector.total_steps += int(valid[t].sum())
+        if stop_when_all_done:
+            finished |= done
+            if finished.all():
+                T = t + 1
+                break
+    obs[T] = collector.obs
+    return Batch(obs[:T + 1], np.stack(actions)[:T], logps[:T], rewards[:T], terminated[:T],
+                 truncated[:T], valid[:T], returns, lengths)

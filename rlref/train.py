@@ -1,0 +1,171 @@
+"""The training loop every algorithm shares, and evaluation.
+
+An algorithm module provides ``Config`` (a TrainConfig dataclass), ``ROLLOUT`` ("steps": T steps
+of E envs per iteration; "episodes": E whole episodes), ``init_agent(config, obs_dim, act_dim,
+gaussian, rng)`` and ``update(agent, batch, config, rng, progress) -> (agent, diagnostics)``, where
+progress in [0, 1) is the fraction of the step budget already used (for annealing). This file does
+the rest: generators, envs, the loop, the run directory (DESIGN.md), evaluation.
+
+Randomness: one ``np.random.SeedSequence(seed)`` spawns named generators ("init", "act",
+"update", "env", "eval"); nothing touches NumPy's global generator. Training envs are reset with
+seeds drawn from "env", evaluation envs with seeds from "eval", so evaluation never replays a
+training episode's start.
+"""
+import csv
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+from collections import deque
+
+import gymnasium as gym
+import numpy as np
+
+from rlref import __version__, checkpoint
+from rlref.errors import ConfigError, NonFiniteError
+from rlref.policy import policy_forward
+from rlref.rollout import check_spaces, collect, make_envs, start
+
+ALGOS = ("reinforce", "a2c")
+SOLVED = {"Pendulum-v1": -200.0}          # envs whose spec has no reward_threshold (the peer's value)
+WINDOW = 20                               # return_mean: mean of the last 20 finished episodes
+STREAMS = ("init", "act", "update", "env", "eval")
+
+
+def algo_module(name):
+    if name not in ALGOS:
+        raise ConfigError(f"algorithm must be one of {ALGOS}, got {name!r}")
+    return importlib.import_module(f"rlref.algos.{name}")
+
+
+def solved_threshold(env_id):
+    return SOLVED.get(env_id, gym.spec(env_id).reward_threshold)
+
+
+def generators(seed):
+    return dict(zip(STREAMS, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(STREAMS)))))
+
+
+def _seed_from(rng):
+    return int(rng.integers(2**31 - 1))
+
+
+def evaluate(policy, env_id, episodes, seed):
+    """Returns of `episodes` deterministic episodes (argmax / mean action), one per env, seeded."""
+    envs = make_envs(env_id, episodes)
+    bounds = check_spaces(envs)[3]
+    obs, _ = envs.reset(seed=int(seed))
+    returns, finished = np.zeros(episodes), np.zeros(episodes, bool)
+    while not finished.all():
+        dist, _ = policy_forward(policy, np.asarray(obs, dtype=np.float64))
+        a = dist.mode()                                                # (E,) or (E, A)
+        obs, r, term, trunc, _ = envs.step(a if bounds is None else np.clip(a, *bounds))
+        returns += np.where(finished, 0.0, r)                          # count each env's first episode
+        finished |= np.asarray(term | trunc)
+    envs.close()
+    return returns
+
+
+class RunLog:
+    """progress.csv, one row per iteration, and the one-line-per-iteration / tqdm display."""
+
+    def __init__(self, out_dir, n_iters, quiet):
+        self.path = os.path.join(out_dir, "progress.csv")
+        self.file, self.writer = open(self.path, "w", newline=""), None
+        self.quiet, self.bar = quiet, None
+        if not quiet and sys.stderr.isatty() and n_iters > 50:
+            from tqdm import tqdm
+            self.bar = tqdm(total=n_iters, unit="it", dynamic_ncols=True)
+
+    def write(self, row):
+        if self.writer is None:
+            self.writer = csv.DictWriter(self.file, fieldnames=list(row))
+            self.writer.writeheader()
+        self.writer.writerow(row)
+        self.file.flush()
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(steps=row["env_steps"], ret=f"{row['return_mean']:.1f}", refresh=False)
+        elif not self.quiet:
+            print(f"it {row['iteration']:5d}  steps {row['env_steps']:8d}  return {row['return_mean']:9.2f}  "
+                  f"len {row['length_mean']:7.1f}  kl {row.get('kl', float('nan')):.2e}", flush=True)
+
+    def close(self):
+        self.file.close()
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _finite_agent(agent):
+    for part, entries in agent.items():
+        for name, value in entries.items():
+            if np.asarray(value).dtype.kind == "f" and not np.all(np.isfinite(value)):
+                raise NonFiniteError(f"the update produced non-finite values in {part}/{name}; "
+                                     f"the parameters before the update were kept")
+
+
+def _meta(algo, config, counters, rngs):
+    return {"algorithm": algo, "config": config.to_dict(), "counters": counters,
+            "rng_states": {k: g.bit_generator.state for k, g in rngs.items()},
+            "versions": {"rlref": __version__, "numpy": np.__version__, "gymnasium": gym.__version__,
+                         "python": platform.python_version()}}
+
+
+def train(algo, config, out_dir, quiet=False):
+    """Train `algo` ("a2c", ...) with `config` and write the run directory. Returns the summary."""
+    module = algo_module(algo)
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        json.dump({"algorithm": algo, **config.to_dict()}, f, indent=1)
+    rngs = generators(config.seed)
+    envs = make_envs(config.env, config.num_envs)
+    obs_dim, act_dim, gaussian, _ = check_spaces(envs)
+    agent = module.init_agent(config, obs_dim, act_dim, gaussian, rngs["init"])
+    episode_steps = gym.spec(config.env).max_episode_steps or 1000
+    T = episode_steps if module.ROLLOUT == "episodes" else config.n_steps
+    n_iters = -(-config.total_steps // (config.num_envs * T))          # an estimate, for the bar
+    threshold = solved_threshold(config.env)
+    log, window = RunLog(out_dir, n_iters, quiet), deque(maxlen=WINDOW)
+    collector = None if module.ROLLOUT == "episodes" else start(envs, _seed_from(rngs["env"]))
+    steps, episodes, iteration, solved = 0, 0, 0, None
+    t0 = time.perf_counter()
+    try:
+        while steps < config.total_steps:
+            if module.ROLLOUT == "episodes":                          # fresh episodes every time
+                collector = start(envs, _seed_from(rngs["env"]))
+            batch = collect(collector, agent["policy"], T, rngs["act"],
+                            stop_when_all_done=module.ROLLOUT == "episodes")
+            steps += int(batch.valid.sum())
+            for ret in batch.episode_returns:                         # solved: as the peer measures it
+                window.append(ret)
+                if solved is None and threshold is not None and len(window) == WINDOW \
+                        and np.mean(window) >= threshold:
+                    solved = (steps, time.perf_counter() - t0)
+            new_agent, diag = module.update(agent, batch, config, rngs["update"],
+                                             progress=(steps - int(batch.valid.sum())) / config.total_steps)
+            _finite_agent(new_agent)
+            agent, iteration, episodes = new_agent, iteration + 1, episodes + len(batch.episode_returns)
+            log.write({"iteration": iteration, "env_steps": steps, "wall_s": round(time.perf_counter() - t0, 4),
+                       "episodes": episodes, "return_mean": float(np.mean(window)) if window else float("nan"),
+                       "return_std": float(np.std(window)) if window else float("nan"),
+                       "length_mean": float(np.mean(batch.episode_lengths)) if batch.episode_lengths else float("nan"),
+                       **diag})
+    finally:
+        log.close()
+        envs.close()
+        counters = {"iteration": iteration, "env_steps": steps, "episodes": episodes}
+        checkpoint.save(out_dir, agent, _meta(algo, config, counters, rngs))
+    wall = time.perf_counter() - t0
+    eval_returns = evaluate(agent["policy"], config.env, config.eval_episodes, _seed_from(rngs["eval"]))
+    summary = {"algorithm": algo, "env": config.env, "seed": config.seed, "config": config.to_dict(),
+               "versions": _meta(algo, config, {}, {})["versions"], "total_steps": steps,
+               "iterations": iteration, "wall_s": wall, "steps_per_s": steps / wall,
+               "eval_return_mean": float(eval_returns.mean()), "eval_return_std": float(eval_returns.std()),
+               "eval_episodes": config.eval_episodes, "threshold": threshold,
+               "solved_at_steps": solved[0] if solved else None,
+               "solved_at_wall_s": solved[1] if solved else None}
+    with open(os.path.join(out_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    return summary
