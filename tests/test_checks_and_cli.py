@@ -61,3 +61,10 @@ def test_cli_gradcheck_exit_status(monkeypatch, capsys):
     monkeypatch.setattr(checks, "ALL_CHECKS", [lambda rng: [("a wrong gradient", "(1,)", 1e-3)]])
     assert main(["gradcheck"]) == 1
     assert "FAIL" in capsys.readouterr().out
+
+
+def test_an_identically_zero_gradient_is_not_a_pass():
+    """Dead relu units make both gradients exactly 0; such a row must not report a pass."""
+    x = np.ones(3)
+    assert checks._error(lambda x_: 0.0, lambda x_: np.zeros(3), x) == np.inf
+    assert checks._error(lambda x_: np.sum(x_), lambda x_: np.ones(3), x) < 1e-9
