@@ -175,7 +175,30 @@ def policy_score_checks(rng):
     return rows
 
 
-ALL_CHECKS = [mlp_checks, categorical_checks, gaussian_checks, policy_score_checks, fisher_checks]
+def surrogate_checks(rng):
+    """The losses the algorithms descend: REINFORCE's (PG.4), A2C's (AC.3) in theta and in phi."""
+    from rlref.algos import a2c, reinforce
+    rows = []
+    for gaussian in (False, True):
+        kind = "Gaussian" if gaussian else "Categorical"
+        policy, obs = _policy(rng, gaussian, N=8)
+        actions = policy_forward(policy, obs)[0].sample(rng)
+        A_hat, R_hat = rng.standard_normal(8), rng.standard_normal(8)
+        rows.append((f"REINFORCE loss (PG.4), {kind}", f"P={flatten(policy).size}",
+                     _error(lambda p: reinforce.loss_and_grads(p, obs, actions, A_hat)[0],
+                            lambda p: reinforce.loss_and_grads(p, obs, actions, A_hat)[1], policy)))
+        value = init_mlp([obs.shape[1], 4, 1], rng, out_gain=1.0)
+        config = a2c.Config(ent_coef=0.3, vf_coef=0.7)
+        a2c_loss = lambda p, v: a2c.loss_and_grads(p, v, obs, actions, A_hat, R_hat, config)
+        rows.append((f"A2C loss (AC.3) d/dtheta, with entropy, {kind}", f"P={flatten(policy).size}",
+                     _error(lambda p: a2c_loss(p, value)[0], lambda p: a2c_loss(p, value)[2], policy)))
+        rows.append((f"A2C loss (AC.3) d/dphi (value term), {kind}", f"P={flatten(value).size}",
+                     _error(lambda v: a2c_loss(policy, v)[0], lambda v: a2c_loss(policy, v)[3], value)))
+    return rows
+
+
+ALL_CHECKS = [mlp_checks, categorical_checks, gaussian_checks, policy_score_checks, fisher_checks,
+              surrogate_checks]
 
 
 def run_checks(seed=0, checks=None):

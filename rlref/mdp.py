@@ -10,27 +10,28 @@ Shapes: S states, A actions, N steps (all episodes back to back), K episodes.
 Exact answers for a fixed policy (one linear solve each, never an explicit inverse):
 
     J(theta) = E[sum_t gamma^t r_t] = mu0 . V                                           (MDP.1)
-    P_pi[s, s'] = sum_a pi(a|s) P[s, a, s'],     r_pi[s] = sum_a pi(a|s) R[s, a]         (MDP.2)
-    V = r_pi + gamma P_pi V     =>   V = (I - gamma P_pi)^-1 r_pi                        (MDP.3)
+    P_pi[s, s'] = sum_a pi(a|s) P[s, a, s'],     r_pi[s] = sum_a pi(a|s) R[s, a]        (MDP.2)
+    V = r_pi + gamma P_pi V     =>   V = (I - gamma P_pi)^-1 r_pi                       (MDP.3)
     Q[s, a] = R[s, a] + gamma sum_s' P[s, a, s'] V[s']                                  (MDP.4)
-    d[s] = sum_t gamma^t Pr(s_t = s)   =>   d = (I - gamma P_pi^T)^-1 mu0  (unnormalized)  (MDP.5)
-    dJ/dtheta[s, a] = d[s] pi(a|s) (Q[s, a] - V[s])      (policy gradient theorem)        (MDP.6)
+    d[s] = sum_t gamma^t Pr(s_t = s)   =>   d = (I - gamma P_pi^T)^-1 mu0               (MDP.5)
+    dJ/dtheta[s, a] = d[s] pi(a|s) (Q[s, a] - V[s])      (policy gradient theorem)      (MDP.6)
 
 Monte Carlo estimates of grad J from one episode (s_0, a_0, r_0, ..., s_{T-1}, a_{T-1}, r_{T-1}).
 The score of the tabular softmax is (DIST.1) in row s_t and zero in every other row:
 
-    score_t[s, :] = 1[s = s_t] (onehot(a_t) - pi(.|s_t))                                 (MDP.7)
-    G_t = sum_{t' >= t} gamma^(t' - t) r_t' = r_t + gamma G_{t+1},    G_T = 0              (MDP.8)
-    total return:  g = sum_t score_t G_0                                                 (MDP.9)
-    reward to go:  g = sum_t gamma^t score_t G_t                                         (MDP.10)
-    baseline:      G_0 -> G_0 - b_t in (MDP.9),  G_t -> G_t - b_t in (MDP.10)              (MDP.11)
-    practical:     g = sum_t score_t (G_t - b_t)          ((MDP.10) without gamma^t)      (MDP.12)
+    score_t[s, :] = 1[s = s_t] (onehot(a_t) - pi(.|s_t))                                (MDP.7)
+    G_t = sum_{t' >= t} gamma^(t' - t) r_t' = r_t + gamma G_{t+1},  G_T = 0             (MDP.8)
+    total return:  g = sum_t score_t G_0                                                (MDP.9)
+    reward to go:  g = sum_t gamma^t score_t G_t                                        (MDP.10)
+    baseline:      G_0 -> G_0 - b_t in (MDP.9),  G_t -> G_t - b_t in (MDP.10)           (MDP.11)
+    practical:     g = sum_t score_t (G_t - b_t)          ((MDP.10) without gamma^t)    (MDP.12)
 
+d is not normalized: sum_s d[s] = E[sum_t gamma^t], and J = d . r_pi.
 (MDP.9) is the log-derivative trick on the probability of the whole episode. (MDP.10) follows by
 causality: E[score_t r_t'] = 0 for t' < t, and the rest of G_0 is sum_{t' >= t} gamma^t' r_t' =
 gamma^t G_t, which is where the gamma^t in front of the score comes from. Any b_t that does not
 depend on a_t, a_{t+1}, ... keeps the mean, because E[score_t | s_t] = 0. (MDP.12) is what
-practical implementations compute (DESIGN.md): it is biased for J whenever gamma < 1.
+practical implementations compute (DESIGN.md): in general it is biased for J when gamma < 1.
 """
 import numpy as np
 
@@ -289,7 +290,7 @@ def reinforce_estimates(mdp, theta, episodes, variant, discount_weights=True, ba
         weight = np.ones(len(G))                                          # (N,)
     else:
         G = rewards_to_go(episodes, mdp.gamma)                            # (N,) G_t   (MDP.10)
-        weight = mdp.gamma ** episodes.t if discount_weights else np.ones(len(G))   # (MDP.12)
+        weight = mdp.gamma ** episodes.t if discount_weights else np.ones(len(G))  # or (MDP.12)
     # Step 2: subtract the baseline.  (MDP.11)
     c = weight * (G - _baseline(mdp, probs, episodes, G, baseline))       # (N,) coefficient of score_t
     # Step 3: sum_t c_t score_t per episode. By (MDP.7), row s of the sum is the sum of c_t over the

@@ -64,6 +64,7 @@ class Collector:
     ep_length: np.ndarray                           # (E,)
     bounds: tuple = None                            # Box action bounds (low, high), or None
     total_steps: int = 0                            # valid transitions collected so far
+    calls: int = 0                                  # calls to envs.step since the reset
 
 
 def start(envs, seed):
@@ -84,7 +85,8 @@ def _finite_obs(obs, step, what="observation"):
     obs = np.asarray(obs, dtype=np.float64)
     if not np.all(np.isfinite(obs)):
         e = int(np.argwhere(~np.isfinite(obs))[0][0])
-        raise NonFiniteError(f"env {e} returned a non-finite {what} at step {step}: {obs[e]}")
+        raise NonFiniteError(f"env {e} returned a non-finite {what} at step {step} (counting calls "
+                             f"to step since the first reset): {obs[e]}; only finite values are allowed")
     return obs
 
 
@@ -132,12 +134,14 @@ def collect(collector, params, T, rng, stop_when_all_done=False):
         actions.append(a)
         env_a = a if collector.bounds is None else np.clip(a, *collector.bounds)
         next_obs, r, term, trunc, _ = envs.step(env_a)
+        collector.calls += 1
         valid[t] = ~collector.autoreset & ~finished
         r = np.asarray(r, dtype=np.float64)
         if not np.all(np.isfinite(r)):
             e = int(np.argwhere(~np.isfinite(r))[0][0])
-            raise NonFiniteError(f"env {e} returned a non-finite reward {r[e]} at step {collector.total_steps}")
-        collector.obs = _finite_obs(next_obs, collector.total_steps)
+            raise NonFiniteError(f"env {e} returned a non-finite reward {r[e]} at step {collector.calls} "
+                                 f"(counting calls to step since the first reset); only finite values are allowed")
+        collector.obs = _finite_obs(next_obs, collector.calls)
         rewards[t] = np.where(valid[t], r, 0.0)
         terminated[t] = valid[t] & term
         truncated[t] = valid[t] & trunc

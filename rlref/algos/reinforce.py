@@ -84,18 +84,22 @@ def weights(agent, batch, config):
     return A_hat, G                                                     # (PG.6)
 
 
-def policy_step(agent, obs, actions, w, lr):
-    """Step 3: one Adam step on L(theta) = -(1/N) sum_i log pi(a_i|s_i) w_i.  (PG.4)"""
-    policy = agent["policy"]
+def loss_and_grads(policy, obs, actions, w):
+    """L(theta) = -(1/N) sum_i log pi(a_i|s_i) w_i and its gradient (a dict like policy).  (PG.4)"""
     dist, cache = policy_forward(policy, obs)
     N = len(w)
     ddist = scale_rows(dist.dlogp(actions), -w / N)                     # dL / d(dist params)
-    grads = policy_backward(ddist, cache)                               # (POL.1)
+    return float(-np.mean(dist.logp(actions) * w)), policy_backward(ddist, cache), dist   # (POL.1)
+
+
+def policy_step(agent, obs, actions, w, lr):
+    """Step 3: one Adam step on L(theta)."""
+    policy = agent["policy"]
+    loss, grads, dist = loss_and_grads(policy, obs, actions, w)
     theta, opt = adam_step(flatten(policy), flatten(grads), agent["opt_pi"], lr)
     new_policy = unflatten(theta, policy)
-    new_dist, _ = policy_forward(new_policy, obs)
-    diag = {"loss_pi": float(-np.mean(dist.logp(actions) * w)), "entropy": float(dist.entropy().mean()),
-            "kl": float(dist.kl(new_dist).mean())}
+    diag = {"loss_pi": loss, "entropy": float(dist.entropy().mean()),
+            "kl": float(dist.kl(policy_forward(new_policy, obs)[0]).mean())}
     return {**agent, "policy": new_policy, "opt_pi": opt}, diag
 
 

@@ -1,0 +1,161 @@
+"""Training through the command line: run directory, determinism across processes, checkpoints,
+evaluation, bad configuration, plots."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rlref import checkpoint
+from rlref.algos import a2c, reinforce
+from rlref.cli import main
+from rlref.errors import CheckpointError, ConfigError
+from rlref.train import train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+
+def rlref(*args):
+    done = subprocess.run([sys.executable, "-m", "rlref", *args], capture_output=True, text=True, env=ENV)
+    return done
+
+
+def progress_without_wall(run_dir):
+    with open(os.path.join(run_dir, "progress.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r.pop("wall_s")
+    return rows
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """The same A2C run twice, each in its own process, and one with another seed."""
+    base = tmp_path_factory.mktemp("runs")
+    dirs = [str(base / name) for name in ("a", "b", "other")]
+    for d, seed in zip(dirs, (3, 3, 4)):
+        done = rlref("train", "a2c", "--seed", str(seed), "--total-steps", "4000", "--out", d, "--quiet")
+        assert done.returncode == 0, done.stderr
+    return dirs
+
+
+def test_run_directory_contents(two_runs):
+    d = two_runs[0]
+    assert sorted(os.listdir(d)) == ["checkpoint", "config.json", "progress.csv", "summary.json"]
+    assert sorted(os.listdir(os.path.join(d, "checkpoint"))) == ["meta.json", "params.npz"]
+    with open(os.path.join(d, "summary.json")) as f:
+        s = json.load(f)
+    for key in ("algorithm", "env", "seed", "config", "versions", "total_steps", "wall_s", "eval_return_mean",
+                "eval_return_std", "eval_episodes", "threshold", "solved_at_steps", "solved_at_wall_s"):
+        assert key in s
+    assert s["threshold"] == 475.0 and s["eval_episodes"] == 20 and s["total_steps"] >= 4000
+    rows = progress_without_wall(d)
+    assert list(rows[0])[:6] == ["iteration", "env_steps", "episodes", "return_mean", "return_std", "length_mean"]
+    assert "kl" in rows[0] and "loss_pi" in rows[0] and "entropy" in rows[0]
+    assert [int(r["iteration"]) for r in rows] == list(range(1, len(rows) + 1))
+
+
+def test_same_seed_two_processes_bitwise_identical(two_runs):
+    a, b, other = two_runs
+    assert progress_without_wall(a) == progress_without_wall(b)
+    pa, pb = (np.load(os.path.join(d, "checkpoint", "params.npz")) for d in (a, b))
+    assert all(np.array_equal(pa[k], pb[k]) for k in pa.files)
+    assert progress_without_wall(a) != progress_without_wall(other)
+
+
+def test_global_seeding_changes_nothing(tmp_path):
+    config = reinforce.Config(seed=5, total_steps=600, num_envs=4, hidden=(8,))
+    np.random.seed(0)
+    train("reinforce", config, str(tmp_path / "x"), quiet=True)
+    np.random.seed(123)
+    train("reinforce", config, str(tmp_path / "y"), quiet=True)
+    assert progress_without_wall(str(tmp_path / "x")) == progress_without_wall(str(tmp_path / "y"))
+
+
+def test_save_load_evaluate_gives_the_summary_returns(two_runs):
+    d = two_runs[0]
+    done = rlref("evaluate", d)
+    assert done.returncode == 0, done.stderr
+    with open(os.path.join(d, "summary.json")) as f:
+        summary = json.load(f)
+    assert json.loads(done.stdout)["eval_return_mean"] == summary["eval_return_mean"]
+
+
+def _like(run_dir):
+    meta = checkpoint.load_meta(run_dir)
+    config = a2c.Config(**meta["config"])
+    return a2c.init_agent(config, 4, 2, False, np.random.default_rng(0))
+
+
+def test_checkpoint_round_trip_and_corruption(two_runs, tmp_path):
+    d = two_runs[0]
+    agent = checkpoint.load(d, _like(d))
+    assert agent["policy"].activation == "tanh" and isinstance(agent["opt"]["t"], int)
+    copy = str(tmp_path / "copy")
+    checkpoint.save(copy, agent, {"note": "resaved"})
+    again = checkpoint.load(copy, agent)
+    for part in agent:
+        for k in agent[part]:
+            assert np.array_equal(agent[part][k], again[part][k])
+    # a crash between the two renames of a later save leaves only checkpoint.old: still loadable
+    os.rename(os.path.join(copy, "checkpoint"), os.path.join(copy, "checkpoint.old"))
+    assert np.array_equal(checkpoint.load(copy, agent)["policy"]["W1"], agent["policy"]["W1"])
+    # corrupt file
+    with open(os.path.join(copy, "checkpoint.old", "params.npz"), "wb") as f:
+        f.write(b"not a zip")
+    with pytest.raises(CheckpointError, match=r"params.npz is not a readable .npz"):
+        checkpoint.load(copy, agent)
+    # mismatched shapes: a checkpoint of a (32,) network loaded into a (64, 64) one
+    small = a2c.init_agent(a2c.Config(hidden=(32,)), 4, 2, False, np.random.default_rng(0))
+    checkpoint.save(str(tmp_path / "small"), small, {})
+    with pytest.raises(CheckpointError, match="keys do not match"):
+        checkpoint.load(str(tmp_path / "small"), agent)
+    other = a2c.init_agent(a2c.Config(hidden=(32, 32)), 4, 2, False, np.random.default_rng(0))
+    with pytest.raises(CheckpointError, match=r"policy/W1 has shape \(4, 64\), expected \(4, 32\)"):
+        checkpoint.load(d, other)
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        checkpoint.load(str(tmp_path), agent)
+
+
+def test_non_finite_parameters_are_never_saved(tmp_path):
+    agent = {"policy": {"W1": np.array([[np.nan]])}}
+    with pytest.raises(CheckpointError, match="non-finite values in policy/W1"):
+        checkpoint.save(str(tmp_path), agent, {})
+    assert not os.path.exists(tmp_path / "checkpoint")
+
+
+@pytest.mark.parametrize("setting, match", [("gamma=1.5", r"gamma must be in \[0.0, 1.0\], got 1.5"),
+                                            ("lam=-0.1", "lam"), ("lr=0", "lr must be in"),
+                                            ("n_steps=0", "n_steps"), ("n_steps=2.5", "n_steps must be a int"),
+                                            ("nonsense=1", "unknown setting 'nonsense'")])
+def test_bad_settings_fail_before_any_env_step(setting, match, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert main(["train", "a2c", "--set", setting, "--out", out]) == 2
+    key, _, value = setting.partition("=")
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and key in err
+    assert not os.path.exists(out)
+    with pytest.raises(ConfigError, match=match):
+        from rlref.config import parse_value
+        a2c.Config(**{key: parse_value(a2c.Config, key, value)})
+
+
+def test_bool_where_an_int_is_expected():
+    with pytest.raises(ConfigError, match="n_steps must be an integer, got True of type bool"):
+        a2c.Config(n_steps=True)
+    with pytest.raises(ConfigError, match="total_steps"):
+        reinforce.Config(total_steps=0)
+    with pytest.raises(ConfigError, match="baseline must be"):
+        reinforce.Config(baseline="learned")
+
+
+def test_plot_writes_a_png(two_runs, tmp_path):
+    out = str(tmp_path / "curve.png")
+    done = rlref("plot", two_runs[0], two_runs[2], "-o", out)
+    assert done.returncode == 0, done.stderr
+    with open(out, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
