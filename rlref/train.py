@@ -28,7 +28,7 @@ from rlref.errors import ConfigError, NonFiniteError
 from rlref.policy import policy_forward
 from rlref.rollout import check_spaces, collect, make_envs, start
 
-ALGOS = ("reinforce", "a2c")
+ALGOS = ("reinforce", "a2c", "npg", "trpo", "ppo")
 SOLVED = {"Pendulum-v1": -200.0}          # envs whose spec has no reward_threshold (the peer's value)
 WINDOW = 20                               # return_mean: mean of the last 20 finished episodes
 STREAMS = ("init", "act", "update", "env", "eval")
@@ -37,7 +37,12 @@ STREAMS = ("init", "act", "update", "env", "eval")
 def algo_module(name):
     if name not in ALGOS:
         raise ConfigError(f"algorithm must be one of {ALGOS}, got {name!r}")
-    return importlib.import_module(f"rlref.algos.{name}")
+    try:
+        return importlib.import_module(f"rlref.algos.{name}")
+    except ModuleNotFoundError as err:
+        if err.name != f"rlref.algos.{name}":
+            raise
+        raise ConfigError(f"algorithm {name!r} is not implemented in this version of rlref") from None
 
 
 def solved_threshold(env_id):
