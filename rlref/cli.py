@@ -41,17 +41,19 @@ def cmd_train(args):
 def cmd_evaluate(args):
     from rlref import checkpoint
     from rlref.rollout import check_spaces, make_envs
-    from rlref.train import algo_module, evaluate, generators, _seed_from
+    from rlref.train import _seed_from, algo_module, evaluate, generators, normalizer_parts
     meta = checkpoint.load_meta(args.dir)
     module = algo_module(meta["algorithm"])
     config = module.Config(**meta["config"])
     envs = make_envs(config.env, 1)
     obs_dim, act_dim, gaussian, _ = check_spaces(envs)
     envs.close()
-    like = module.init_agent(config, obs_dim, act_dim, gaussian, generators(0)["init"])
+    like = {**module.init_agent(config, obs_dim, act_dim, gaussian, generators(0)["init"]),
+            **normalizer_parts(config, obs_dim)}
     agent = checkpoint.load(args.dir, like)
     episodes = args.episodes or config.eval_episodes
-    returns = evaluate(agent["policy"], config.env, episodes, _seed_from(generators(config.seed)["eval"]))
+    returns = evaluate(agent["policy"], config.env, episodes, _seed_from(generators(config.seed)["eval"]),
+                       agent.get("obs_rms"), config.obs_clip)
     print(json.dumps({"eval_return_mean": float(returns.mean()), "eval_return_std": float(returns.std()),
                       "eval_episodes": episodes, "returns": returns.tolist()}))
     return 0

@@ -7,7 +7,7 @@ ConfigError at construction, before any env is made or stepped. The command line
 import dataclasses
 from dataclasses import dataclass
 
-from rlref.errors import ConfigError, require_int
+from rlref.errors import ConfigError, require_float, require_int
 from rlref.nn import ACTIVATIONS
 
 
@@ -20,6 +20,9 @@ class TrainConfig:
     hidden: tuple = (64, 64)         # hidden layer sizes of the policy and value MLPs
     activation: str = "tanh"         # hidden activation: tanh, relu or identity
     eval_episodes: int = 20          # deterministic evaluation episodes at the end
+    normalize_obs: bool = False      # observation normalization by running statistics (NORM.2)
+    obs_clip: float = 10.0           # clip of normalized observations
+    scale_reward: bool = False       # divide rewards by the running std of the return (NORM.3)
 
     def __post_init__(self):
         if not isinstance(self.env, str) or not self.env:
@@ -31,6 +34,7 @@ class TrainConfig:
         self.hidden = tuple(self.hidden)
         for h in self.hidden:
             require_int("hidden sizes", h, 1)
+        require_float("obs_clip", self.obs_clip, 0.0, low_open=True)
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
 

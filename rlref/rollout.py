@@ -13,6 +13,10 @@ has T + 1 rows: the last is the observation after the rollout.
 
 Actions: ``Categorical`` for Discrete; ``DiagGaussian`` for a 1-D Box, sampled unclipped (the log
 probability is of the sampled action) and clipped to the bounds only when sent to the env.
+
+Optional normalization (rlref/normalize.py) belongs to data collection: the Collector owns the
+running statistics, updates them with every step, and stores *normalized* observations and
+*scaled* rewards in the Batch; finished episodes' returns are always the env's raw returns.
 """
 from dataclasses import dataclass, field
 
@@ -20,6 +24,7 @@ import gymnasium as gym
 import numpy as np
 
 from rlref.errors import ConfigError, NonFiniteError, UnsupportedSpaceError
+from rlref.normalize import normalize_obs, rms_init, rms_update, scale_rewards
 from rlref.policy import policy_forward
 
 
@@ -55,30 +60,52 @@ def check_spaces(envs):
 
 @dataclass
 class Collector:
-    """What persists between rollouts: the envs, the current observation, who resets next, and the
-    running return and length of each env's unfinished episode."""
+    """What persists between rollouts: the envs, the current observation, who resets next, the
+    running return and length of each env's unfinished episode, and normalization statistics."""
     envs: gym.vector.VectorEnv
-    obs: np.ndarray                                 # (E, D) current observation
+    obs: np.ndarray                                 # (E, D) current observation, as the policy sees it
     autoreset: np.ndarray                           # (E,) the next step of env e is a reset
-    ep_return: np.ndarray                           # (E,) undiscounted return so far
+    ep_return: np.ndarray                           # (E,) undiscounted raw return so far
     ep_length: np.ndarray                           # (E,)
     bounds: tuple = None                            # Box action bounds (low, high), or None
     total_steps: int = 0                            # valid transitions collected so far
     calls: int = 0                                  # calls to envs.step since the reset
+    obs_rms: dict = None                            # observation statistics (NORM.1), or None
+    obs_clip: float = 10.0                          # (NORM.2)
+    ret_rms: dict = None                            # statistics of the discounted return (NORM.3)
+    disc_return: np.ndarray = None                  # (E,) running discounted return R_t
+    gamma: float = 0.99                             # discount of R_t
 
 
-def start(envs, seed):
-    """Reset every env (seeded) and return a Collector. Refuses autoreset modes other than next-step."""
+def start(envs, seed, normalize_obs=False, scale_reward=False, gamma=0.99, obs_clip=10.0, stats=None):
+    """Reset every env (seeded) and return a Collector. Refuses autoreset modes other than next-step.
+
+    stats: {"obs_rms": ..., "ret_rms": ...} to continue from (e.g. a new set of episodes).
+    """
     mode = envs.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
     if mode != gym.vector.AutoresetMode.NEXT_STEP:
         raise ConfigError(f"autoreset mode must be NEXT_STEP (gymnasium's default), got {mode}; "
                           f"make the vector env without an autoreset_mode argument")
-    _, _, _, bounds = check_spaces(envs)
-    obs, _ = envs.reset(seed=int(seed))
-    E = envs.num_envs
-    collector = Collector(envs, None, np.zeros(E, bool), np.zeros(E), np.zeros(E, np.int64), bounds)
-    collector.obs = _finite_obs(obs, step=0, what="reset observation")
+    obs_dim, _, _, bounds = check_spaces(envs)
+    raw, _ = envs.reset(seed=int(seed))
+    E, stats = envs.num_envs, stats or {}
+    collector = Collector(envs, None, np.zeros(E, bool), np.zeros(E), np.zeros(E, np.int64), bounds,
+                          obs_clip=obs_clip, gamma=gamma)
+    if normalize_obs:
+        collector.obs_rms = stats.get("obs_rms") or rms_init(obs_dim)
+    if scale_reward:
+        collector.ret_rms, collector.disc_return = stats.get("ret_rms") or rms_init(1), np.zeros(E)
+    collector.obs = _observe(collector, _finite_obs(raw, step=0, what="reset observation"))
     return collector
+
+
+def _observe(collector, raw):
+    """What the policy sees of a raw observation (E, D): itself, or normalized (NORM.2) after
+    merging it into the running statistics."""
+    if collector.obs_rms is None:
+        return raw
+    collector.obs_rms = rms_update(collector.obs_rms, raw)
+    return normalize_obs(collector.obs_rms, raw, collector.obs_clip)
 
 
 def _finite_obs(obs, step, what="observation"):
@@ -141,12 +168,13 @@ def collect(collector, params, T, rng, stop_when_all_done=False):
             e = int(np.argwhere(~np.isfinite(r))[0][0])
             raise NonFiniteError(f"env {e} returned a non-finite reward {r[e]} at step {collector.calls} "
                                  f"(counting calls to step since the first reset); only finite values are allowed")
-        collector.obs = _finite_obs(next_obs, collector.calls)
-        rewards[t] = np.where(valid[t], r, 0.0)
+        collector.obs = _observe(collector, _finite_obs(next_obs, collector.calls))
+        r = np.where(valid[t], r, 0.0)
         terminated[t] = valid[t] & term
         truncated[t] = valid[t] & trunc
         done = valid[t] & (term | trunc)
-        collector.ep_return += rewards[t]
+        rewards[t] = r if collector.ret_rms is None else _scaled(collector, r, valid[t], done)
+        collector.ep_return += r
         collector.ep_length += valid[t]
         for e in np.flatnonzero(done):
             returns.append(float(collector.ep_return[e]))
@@ -163,3 +191,13 @@ def collect(collector, params, T, rng, stop_when_all_done=False):
     obs[T] = collector.obs
     return Batch(obs[:T + 1], np.stack(actions)[:T], logps[:T], rewards[:T], terminated[:T],
                  truncated[:T], valid[:T], returns, lengths)
+
+
+def _scaled(collector, r, valid, done):
+    """Rewards divided by the running std of the discounted return (NORM.3), valid steps only."""
+    out = np.zeros_like(r)
+    if not valid.any():
+        return out
+    out[valid], collector.disc_return[valid], collector.ret_rms = scale_rewards(
+        collector.ret_rms, collector.disc_return[valid], r[valid], done[valid], collector.gamma)
+    return out

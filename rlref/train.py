@@ -25,6 +25,7 @@ import numpy as np
 
 from rlref import __version__, checkpoint
 from rlref.errors import ConfigError, NonFiniteError
+from rlref.normalize import normalize_obs, rms_init
 from rlref.policy import policy_forward
 from rlref.rollout import check_spaces, collect, make_envs, start
 
@@ -57,14 +58,18 @@ def _seed_from(rng):
     return int(rng.integers(2**31 - 1))
 
 
-def evaluate(policy, env_id, episodes, seed):
-    """Returns of `episodes` deterministic episodes (argmax / mean action), one per env, seeded."""
+def evaluate(policy, env_id, episodes, seed, obs_rms=None, obs_clip=10.0):
+    """Returns of `episodes` deterministic episodes (argmax / mean action), one per env, seeded.
+    Observations are normalized with the frozen statistics obs_rms when given."""
     envs = make_envs(env_id, episodes)
     bounds = check_spaces(envs)[3]
     obs, _ = envs.reset(seed=int(seed))
     returns, finished = np.zeros(episodes), np.zeros(episodes, bool)
     while not finished.all():
-        dist, _ = policy_forward(policy, np.asarray(obs, dtype=np.float64))
+        obs = np.asarray(obs, dtype=np.float64)
+        if obs_rms is not None:
+            obs = normalize_obs(obs_rms, obs, obs_clip)
+        dist, _ = policy_forward(policy, obs)
         a = dist.mode()                                                # (E,) or (E, A)
         obs, r, term, trunc, _ = envs.step(a if bounds is None else np.clip(a, *bounds))
         returns += np.where(finished, 0.0, r)                          # count each env's first episode
@@ -111,6 +116,23 @@ def _finite_agent(agent):
                                      f"the parameters before the update were kept")
 
 
+def normalizer_parts(config, obs_dim, collector=None):
+    """The normalization statistics as checkpoint parts: the collector's, or fresh ones shaped
+    like them (a template for loading)."""
+    parts = {}
+    if config.normalize_obs:
+        parts["obs_rms"] = collector.obs_rms if collector else rms_init(obs_dim)
+    if config.scale_reward:
+        parts["ret_rms"] = collector.ret_rms if collector else rms_init(1)
+    return parts
+
+
+def start_collector(envs, config, rngs, stats=None):
+    return start(envs, _seed_from(rngs["env"]), normalize_obs=config.normalize_obs,
+                 scale_reward=config.scale_reward, gamma=getattr(config, "gamma", 0.99),
+                 obs_clip=config.obs_clip, stats=stats)
+
+
 def _meta(algo, config, counters, rngs):
     return {"algorithm": algo, "config": config.to_dict(), "counters": counters,
             "rng_states": {k: g.bit_generator.state for k, g in rngs.items()},
@@ -133,13 +155,13 @@ def train(algo, config, out_dir, quiet=False):
     n_iters = -(-config.total_steps // (config.num_envs * T))          # an estimate, for the bar
     threshold = solved_threshold(config.env)
     log, window = RunLog(out_dir, n_iters, quiet), deque(maxlen=WINDOW)
-    collector = None if module.ROLLOUT == "episodes" else start(envs, _seed_from(rngs["env"]))
+    collector = start_collector(envs, config, rngs)
     steps, episodes, iteration, solved = 0, 0, 0, None
     t0 = time.perf_counter()
     try:
         while steps < config.total_steps:
-            if module.ROLLOUT == "episodes":                          # fresh episodes every time
-                collector = start(envs, _seed_from(rngs["env"]))
+            if module.ROLLOUT == "episodes" and iteration > 0:         # fresh episodes every time
+                collector = start_collector(envs, config, rngs, stats=normalizer_parts(config, obs_dim, collector))
             batch = collect(collector, agent["policy"], T, rngs["act"],
                             stop_when_all_done=module.ROLLOUT == "episodes")
             steps += int(batch.valid.sum())
@@ -161,9 +183,11 @@ def train(algo, config, out_dir, quiet=False):
         log.close()
         envs.close()
         counters = {"iteration": iteration, "env_steps": steps, "episodes": episodes}
-        checkpoint.save(out_dir, agent, _meta(algo, config, counters, rngs))
+        norm = normalizer_parts(config, obs_dim, collector)
+        checkpoint.save(out_dir, {**agent, **norm}, _meta(algo, config, counters, rngs))
     wall = time.perf_counter() - t0
-    eval_returns = evaluate(agent["policy"], config.env, config.eval_episodes, _seed_from(rngs["eval"]))
+    eval_returns = evaluate(agent["policy"], config.env, config.eval_episodes, _seed_from(rngs["eval"]),
+                            norm.get("obs_rms"), config.obs_clip)
     summary = {"algorithm": algo, "env": config.env, "seed": config.seed, "config": config.to_dict(),
                "versions": _meta(algo, config, {}, {})["versions"], "total_steps": steps,
                "iterations": iteration, "wall_s": wall, "steps_per_s": steps / wall,

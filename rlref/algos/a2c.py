@@ -35,6 +35,7 @@ ROLLOUT = "steps"
 
 @dataclass
 class Config(TrainConfig):
+    total_steps: int = 200_000       # budget (the learning rate decays to 0 over it)
     num_envs: int = 16               # E
     n_steps: int = 8                 # T: steps per env per iteration
     gamma: float = 0.99              # discount
@@ -45,8 +46,9 @@ class Config(TrainConfig):
     vf_coef: float = 0.5             # c_v
     lr: float = 3e-3                 # Adam step size
     anneal_lr: bool = True           # decay lr linearly to 0 over the step budget
-    adam_eps: float = 1e-5           # Adam epsilon
+    adam_eps: float = 1e-4           # Adam epsilon (see the note in update)
     max_grad_norm: float = 0.5       # global-norm clip of the joint gradient
+    normalize_adv: bool = False      # A_hat <- (A_hat - mean) / (std + 1e-8) over the batch
 
     def __post_init__(self):
         super().__post_init__()
@@ -98,14 +100,21 @@ def loss_and_grads(policy, value, obs, actions, A_hat, R_hat, config):
 
 def update(agent, batch, config, rng, progress=0.0):
     A_hat, R_hat = advantages(agent, batch, config)
-    obs, actions = batch.flat(batch.obs[:-1]), batch.flat(batch.actions)
+    obs, actions, A_hat = batch.flat(batch.obs[:-1]), batch.flat(batch.actions), batch.flat(A_hat)
+    if config.normalize_adv:
+        # NOTE (implementation detail): per-batch standardization, as in OpenAI baselines' PPO.
+        A_hat = (A_hat - A_hat.mean()) / (A_hat.std() + 1e-8)
     policy, value = agent["policy"], agent["value"]
-    _, diag, grads_pi, grads_v = loss_and_grads(policy, value, obs, actions, batch.flat(A_hat),
+    _, diag, grads_pi, grads_v = loss_and_grads(policy, value, obs, actions, A_hat,
                                                 batch.flat(R_hat), config)
     grad, diag["grad_norm"] = clip_grad_norm(np.concatenate([flatten(grads_pi), flatten(grads_v)]),
                                              config.max_grad_norm)        # Step 4 (OPT.3)
     # NOTE (implementation detail): linear learning-rate decay (Mnih et al. 2016, A3C) keeps
     # the late updates small, so the policy that is evaluated at the end is a settled one.
+    # Once CartPole is balanced, V ~ 1/(1 - gamma) everywhere and A_hat is mostly noise; Adam
+    # would still move every weight by ~lr per step (it divides by the gradient's own scale) and
+    # the policy drifts until it falls. eps = 1e-4 (not 1e-8) scales down steps whose gradients
+    # are that small: 29 of 30 calibration seeds then evaluate >= 475, against 24 of 30 with 1e-5.
     lr = config.lr * (1.0 - progress) if config.anneal_lr else config.lr
     theta, opt = adam_step(np.concatenate([flatten(policy), flatten(value)]), grad, agent["opt"],
                            lr, eps=config.adam_eps)                       # (OPT.2)

@@ -41,6 +41,7 @@ ROLLOUT = "episodes"          # each iteration samples num_envs whole episodes
 class Config(TrainConfig):
     variant: str = "reward_to_go"    # "total" (PG.2) or "reward_to_go" (PG.3)
     baseline: str = "value"          # "none", "mean" (PG.5) or "value" (PG.6)
+    total_steps: int = 200_000       # budget of env transitions
     num_envs: int = 16               # E: episodes per iteration
     gamma: float = 0.99              # discount
     lr_pi: float = 0.01              # Adam step size for theta
