@@ -101,7 +101,7 @@ def _act(z, activation):
     return z
 
 
-def _act_grad(h, activation):
+def act_grad(h, activation):
     """f'(z) written through h = f(z)."""
     if activation == "tanh":
         return 1.0 - h * h
@@ -146,7 +146,7 @@ def mlp_backward(dout, cache, need_dx=True):
         if k > 1 or need_dx:
             dh = dz @ params[f"W{k}"].T                   # (N, H_{k-1})     (MLP.3)
         if k > 1:
-            dz = dh * _act_grad(h_prev, activation)       # (N, H_{k-1})     (MLP.3)
+            dz = dh * act_grad(h_prev, activation)       # (N, H_{k-1})     (MLP.3)
     ordered = {key: grads[key] for key in params if key in grads}   # params' key order
     return ordered, (dh if need_dx else None)
 
@@ -168,7 +168,7 @@ def mlp_jvp(dparams, cache, dx=None):
         if dh is not None:
             dz = dz + dh @ params[f"W{k}"]
         if k < L:
-            dh = _act_grad(hs[k], activation) * dz                  # (N, H_k)   (MLP.4)
+            dh = act_grad(hs[k], activation) * dz                  # (N, H_k)   (MLP.4)
     return dz
 
 

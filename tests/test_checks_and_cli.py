@@ -37,7 +37,7 @@ PLANTED = {
     "swap the KL arguments (gradient of KL(q||p))": (
         Categorical, "dkl", lambda m: (lambda self, other: m(other, self)), "Categorical d KL"),
     "tanh' = 1 - h instead of 1 - h^2": (
-        rlref.nn, "_act_grad", lambda m: (lambda h, act: 1.0 - h if act == "tanh" else m(h, act)),
+        rlref.nn, "act_grad", lambda m: (lambda h, act: 1.0 - h if act == "tanh" else m(h, act)),
         "MLP tanh d/dparams"),
     "drop the shared log_std gradient's sum over samples": (
         checks, "policy_backward", lambda m: (lambda d, c: {**m(d, c), **({"log_std": d[1][0]} if isinstance(d, tuple) else {})}),
