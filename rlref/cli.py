@@ -17,7 +17,9 @@ def cmd_train(args):
     from rlref.config import parse_value
     from rlref.train import algo_module, train
     module = algo_module(args.algo)
-    overrides = {}
+    env = args.env or module.Config.env
+    # An algorithm may keep per-env settings (PRESETS, like RL-Zoo's tables); --set overrides them.
+    overrides = dict(getattr(module, "PRESETS", {}).get(env, {}))
     for item in args.set:
         key, sep, text = item.partition("=")
         if not sep:

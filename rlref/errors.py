@@ -80,7 +80,7 @@ def require_array(name, x, ndim=None, shape=None, error=ValueError):
                               any(s is not None and s != n for s, n in zip(shape, x.shape))):
         want = "(" + ", ".join("any" if s is None else str(s) for s in shape) + ")"
         raise error(f"{name} must have shape {want}, got {x.shape}")
-    if not np.all(np.isfinite(x)):
+    if not np.isfinite(x).all():
         bad = np.argwhere(~np.isfinite(x))[0]
         raise error(f"{name} must be finite, but {name}[{', '.join(map(str, bad))}] = "
                     f"{x[tuple(bad)]}")

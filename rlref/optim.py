@@ -30,13 +30,13 @@ from rlref.errors import NonFiniteError, require_float
 def _check_step_inputs(theta, grad):
     if np.shape(grad) != np.shape(theta):
         raise ValueError(f"grad must have the shape of theta, {np.shape(theta)}, got {np.shape(grad)}")
-    if not np.all(np.isfinite(grad)):
+    if not np.isfinite(grad).all():
         raise NonFiniteError(f"grad contains NaN or inf at index {int(np.argmin(np.isfinite(grad)))}; "
                              f"the parameters were not changed")
 
 
 def _commit(theta_new, what):
-    if not np.all(np.isfinite(theta_new)):
+    if not np.isfinite(theta_new).all():
         raise NonFiniteError(f"the {what} step produced NaN or inf parameters; the parameters were "
                              f"not changed")
     return theta_new

@@ -110,7 +110,7 @@ def _observe(collector, raw):
 
 def _finite_obs(obs, step, what="observation"):
     obs = np.asarray(obs, dtype=np.float64)
-    if not np.all(np.isfinite(obs)):
+    if not np.isfinite(obs).all():
         e = int(np.argwhere(~np.isfinite(obs))[0][0])
         raise NonFiniteError(f"env {e} returned a non-finite {what} at step {step} (counting calls "
                              f"to step since the first reset): {obs[e]}; only finite values are allowed")
@@ -164,7 +164,7 @@ def collect(collector, params, T, rng, stop_when_all_done=False):
         collector.calls += 1
         valid[t] = ~collector.autoreset & ~finished
         r = np.asarray(r, dtype=np.float64)
-        if not np.all(np.isfinite(r)):
+        if not np.isfinite(r).all():
             e = int(np.argwhere(~np.isfinite(r))[0][0])
             raise NonFiniteError(f"env {e} returned a non-finite reward {r[e]} at step {collector.calls} "
                                  f"(counting calls to step since the first reset); only finite values are allowed")

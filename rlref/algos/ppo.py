@@ -45,6 +45,8 @@ ADV_NORMS = ("batch", "minibatch", "none")
 
 @dataclass
 class Config(TrainConfig):
+    total_steps: int = 100_000       # budget (lr decays linearly to 0 over it)
+    hidden: tuple = (32, 32)         # CartPole needs no more; a quarter of the flops of (64, 64)
     num_envs: int = 8                # E
     n_steps: int = 32                # T: steps per env per iteration
     epochs: int = 10                 # K: passes over the batch
@@ -60,7 +62,7 @@ class Config(TrainConfig):
     vf_coef: float = 0.5             # c_v
     clip_value: bool = False         # value clipping (PPO.5) against V_old, with eps_v = clip_eps
     normalize_adv: str = "batch"     # advantage standardization: "batch", "minibatch" or "none"
-    lr: float = 1e-3                 # Adam step size
+    lr: float = 3e-3                 # Adam step size
     adam_eps: float = 1e-5           # Adam epsilon
     anneal_lr: bool = True           # decay lr linearly to 0 over the budget
     max_grad_norm: float = 0.5       # global-norm clip of the joint gradient
