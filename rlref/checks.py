@@ -197,8 +197,93 @@ def surrogate_checks(rng):
     return rows
 
 
+def trpo_checks(rng):
+    """TRPO (rlref/algos/trpo.py): the importance-ratio surrogate's gradient (TRPO.2) away from
+    theta_old, and the matrix-free (TRPO.6) and finite-difference (TRPO.7) Fisher-vector products
+    against the explicit F v."""
+    from rlref.algos import trpo
+    rows = []
+    for gaussian in (False, True):
+        kind = "Gaussian" if gaussian else "Categorical"
+        policy, obs = _policy(rng, gaussian, N=8)
+        actions = policy_forward(policy, obs)[0].sample(rng)
+        A_hat = rng.standard_normal(8)
+        theta_old = flatten(policy) + 0.1 * rng.standard_normal(flatten(policy).size)
+        logp_old = policy_forward(unflatten(theta_old, policy), obs)[0].logp(actions)   # ratio != 1
+        L = lambda p: trpo.surrogate(p, obs, actions, A_hat, logp_old)[0]
+        g = lambda p: unflatten(trpo.surrogate_and_grad(p, obs, actions, A_hat, logp_old)[1], p)
+        rows.append((f"TRPO surrogate (TRPO.1) d/dtheta, {kind}", f"P={flatten(policy).size}",
+                     _error(L, g, policy)))
+        v = rng.standard_normal(flatten(policy).size)
+        Fv = exact_fisher(policy, obs) @ v
+        rows.append((f"TRPO F v matrix-free (TRPO.6) vs explicit, {kind}", f"P={v.size}",
+                     float(rel_error(trpo.fisher_vector_product(policy, obs, 0.0)(v), Fv).max())))
+        rows.append((f"TRPO F v finite-difference (TRPO.7) vs explicit, {kind}", f"P={v.size}",
+                     float(rel_error(trpo.fisher_vector_product_fd(policy, obs, 0.0)(v), Fv).max())))
+    return rows
+
+
+def ppo_checks(rng):
+    """PPO's clipped (PPO.1-2) and penalty (PPO.3) objectives and clipped value loss (PPO.5), at
+    points at least 1e-3 away from every kink (the flat regions are tested for exact zeros)."""
+    from rlref.algos import ppo
+    rows = []
+    for gaussian in (False, True):
+        kind = "Gaussian" if gaussian else "Categorical"
+        old, obs = _policy(rng, gaussian, N=12)
+        dist_old = policy_forward(old, obs)[0]
+        actions, A_hat = dist_old.sample(rng), rng.standard_normal(12)
+        logp_old = dist_old.logp(actions)
+        for _ in range(100):                               # a theta with no ratio near 1 +- eps
+            theta = unflatten(flatten(old) + 0.3 * rng.standard_normal(flatten(old).size), old)
+            ratio = np.exp(policy_forward(theta, obs)[0].logp(actions) - logp_old)
+            if np.min(np.abs(ratio[:, None] - [0.8, 1.2])) > 1e-3:
+                break
+        for objective in ("clip", "penalty"):
+            config = ppo.Config(objective=objective, ent_coef=0.1, kl_target=1e-4)   # hinge active
+            f = lambda p: ppo.policy_loss_and_grad(policy_forward(p, obs)[0], dist_old, actions, logp_old,
+                                                   A_hat, config, 0.5)[0]
+
+            def g(p):
+                dist, cache = policy_forward(p, obs)
+                return policy_backward(ppo.policy_loss_and_grad(dist, dist_old, actions, logp_old, A_hat,
+                                                                config, 0.5)[1], cache)
+            rows.append((f"PPO {objective} objective with entropy (PPO.{1 if objective == 'clip' else 3}), {kind}",
+                         f"P={flatten(theta).size}", _error(f, g, theta)))
+    V_old, R_hat = rng.standard_normal(20), rng.standard_normal(20)
+    v = V_old + np.where(rng.random(20) < 0.5, 1, -1) * rng.uniform(0.05, 0.5, 20)   # |v - V_old| != 0.2
+    v = np.where(np.abs(np.abs(v - V_old) - 0.2) < 1e-3, v + 0.01, v)
+    config = ppo.Config(clip_value=True)
+    rows.append(("PPO clipped value loss (PPO.5)", str(v.shape),
+                 _error(lambda x: ppo.value_loss_and_grad(x, V_old, R_hat, config)[0],
+                        lambda x: ppo.value_loss_and_grad(x, V_old, R_hat, config)[1], v)))
+    return rows
+
+
+def npg_checks(rng):
+    """NPG (rlref/algos/npg.py): the per-sample score matrix (NPG.4) through a random projection
+    w^T score = d(w . logp)/dtheta, and the exact Fisher Z^T Z (NPG.3) against the Hessian of the
+    mean KL at theta_old (finite differences of its analytic gradient)."""
+    from rlref.algos import npg
+    rows = []
+    for gaussian in (False, True):
+        kind = "Gaussian" if gaussian else "Categorical"
+        policy, obs = _policy(rng, gaussian, N=6)
+        actions = policy_forward(policy, obs)[0].sample(rng)
+        w = rng.standard_normal(6)                             # random projection over samples
+        rows.append((f"NPG score matrix rows (NPG.4), w^T score, {kind}", f"P={flatten(policy).size}",
+                     _error(lambda p: w @ policy_forward(p, obs)[0].logp(actions),
+                            lambda p: unflatten(w @ npg.score_matrix(p, obs, actions), p), policy)))
+        theta_old = flatten(policy)
+        H = numerical_jacobian(lambda t: mean_kl_and_grad(t, theta_old, policy, obs)[1], theta_old.copy())
+        F = npg.fisher_matrix(npg.fisher_factor(policy, obs, "exact"))
+        rows.append((f"NPG exact Fisher Z^T Z (NPG.3) vs Hessian of mean KL, {kind}", str(F.shape),
+                     float(rel_error(F, H).max())))
+    return rows
+
+
 ALL_CHECKS = [mlp_checks, categorical_checks, gaussian_checks, policy_score_checks, fisher_checks,
-              surrogate_checks]
+              surrogate_checks, trpo_checks, ppo_checks, npg_checks]
 
 
 def run_checks(seed=0, checks=None):
