@@ -33,7 +33,7 @@ def _check(rewards, *others, names=()):
         x = np.asarray(x)
         if x.shape != rewards.shape:
             raise ValueError(f"{name} must have the shape of rewards {rewards.shape}, got {x.shape}")
-        out.append(x.astype(np.float64))
+        out.append(np.asarray(x, dtype=np.float64))
     return out
 
 
@@ -46,9 +46,10 @@ def discount_cumsum(x, gamma, dones, bootstrap=None):
     gamma = require_float("gamma", gamma, low=0.0, high=1.0)
     x, dones = _check(x, dones, names=("dones",))
     y = np.zeros_like(x)                                   # (T, E)
+    keep = gamma * (1.0 - dones)                           # (T, E) what carries over from t + 1
     running = np.zeros(x.shape[1]) if bootstrap is None else np.asarray(bootstrap, dtype=np.float64)
     for t in range(x.shape[0] - 1, -1, -1):
-        running = x[t] + gamma * (1.0 - dones[t]) * running
+        running = x[t] + keep[t] * running
         y[t] = running
     return y
 

@@ -177,8 +177,11 @@ def flatten(params):
     return np.concatenate([np.ravel(params[k]) for k in params])
 
 
-def unflatten(theta, like):
-    """The inverse of flatten: a new dict shaped like `like` (same keys, order, shapes, class)."""
+def unflatten(theta, like, copy=True):
+    """The inverse of flatten: a new dict shaped like `like` (same keys, order, shapes, class).
+
+    copy=False returns views into theta instead of copies: cheaper, and safe as long as theta is
+    never modified in place (rlref's optimizers always return a new vector)."""
     theta = np.asarray(theta, dtype=np.float64)
     total = sum(np.size(v) for v in like.values())
     if theta.ndim != 1 or theta.size != total:
@@ -188,6 +191,8 @@ def unflatten(theta, like):
     i = 0
     for k, v in like.items():
         n = np.size(v)
-        out[k] = theta[i:i + n].reshape(np.shape(v)).copy()
+        out[k] = theta[i:i + n].reshape(np.shape(v))
+        if copy:
+            out[k] = out[k].copy()
         i += n
     return out

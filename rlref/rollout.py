@@ -142,16 +142,18 @@ class Batch:
 def collect(collector, params, T, rng, stop_when_all_done=False):
     """Run the policy `params` for T steps in every env. Returns a Batch (the Collector advances).
 
+    The loop only steps the envs and records; validity, done flags and episode statistics are
+    derived afterwards for the whole rollout at once.
+
     stop_when_all_done: stop early once every env has finished an episode that started inside
     this rollout, and mark everything after each env's first episode as not valid (REINFORCE's
     "sample E whole episodes"; the caller resets the envs first).
     """
     envs, E = collector.envs, collector.envs.num_envs
     obs = np.empty((T + 1, E, collector.obs.shape[1]))
-    rewards, terminated, truncated = np.zeros((T, E)), np.zeros((T, E)), np.zeros((T, E))
-    valid = np.zeros((T, E), bool)
+    raw_rewards, term, trunc = np.zeros((T, E)), np.zeros((T, E), bool), np.zeros((T, E), bool)
     actions, logps = [], np.zeros((T, E))
-    returns, lengths = [], []
+    first_reset = collector.autoreset                         # (E,) step 0 of env e is a reset
     finished = np.zeros(E, bool)                              # for stop_when_all_done
     for t in range(T):
         obs[t] = collector.obs
@@ -159,38 +161,60 @@ def collect(collector, params, T, rng, stop_when_all_done=False):
         a = dist.sample(rng)                                  # (E,) or (E, A)
         logps[t] = dist.logp(a)
         actions.append(a)
-        env_a = a if collector.bounds is None else np.clip(a, *collector.bounds)
-        next_obs, r, term, trunc, _ = envs.step(env_a)
+        next_obs, raw_rewards[t], term[t], trunc[t], _ = envs.step(
+            a if collector.bounds is None else np.clip(a, *collector.bounds))
         collector.calls += 1
-        valid[t] = ~collector.autoreset & ~finished
-        r = np.asarray(r, dtype=np.float64)
-        if not np.isfinite(r).all():
-            e = int(np.argwhere(~np.isfinite(r))[0][0])
-            raise NonFiniteError(f"env {e} returned a non-finite reward {r[e]} at step {collector.calls} "
-                                 f"(counting calls to step since the first reset); only finite values are allowed")
         collector.obs = _observe(collector, _finite_obs(next_obs, collector.calls))
-        r = np.where(valid[t], r, 0.0)
-        terminated[t] = valid[t] & term
-        truncated[t] = valid[t] & trunc
-        done = valid[t] & (term | trunc)
-        rewards[t] = r if collector.ret_rms is None else _scaled(collector, r, valid[t], done)
-        collector.ep_return += r
-        collector.ep_length += valid[t]
-        for e in np.flatnonzero(done):
-            returns.append(float(collector.ep_return[e]))
-            lengths.append(int(collector.ep_length[e]))
-        collector.ep_return[done] = 0.0
-        collector.ep_length[done] = 0
-        collector.autoreset = np.asarray(term | trunc, bool)
-        collector.total_steps += int(valid[t].sum())
-        if stop_when_all_done:
-            finished |= done
+        if stop_when_all_done:                                # an episode begun here has ended
+            finished |= ~(first_reset if t == 0 else term[t - 1] | trunc[t - 1]) & (term[t] | trunc[t])
             if finished.all():
                 T = t + 1
                 break
     obs[T] = collector.obs
-    return Batch(obs[:T + 1], np.stack(actions)[:T], logps[:T], rewards[:T], terminated[:T],
-                 truncated[:T], valid[:T], returns, lengths)
+    raw_rewards, term, trunc = raw_rewards[:T], term[:T], trunc[:T]
+    _check_rewards(raw_rewards, collector.calls - T)
+    valid = _valid(first_reset, term | trunc, stop_when_all_done)
+    raw_rewards = np.where(valid, raw_rewards, 0.0)           # an autoreset step has no reward
+    terminated, truncated = valid & term, valid & trunc
+    collector.autoreset = term[-1] | trunc[-1]
+    collector.total_steps += int(valid.sum())
+    returns, lengths = _finished_episodes(collector, raw_rewards, valid, terminated | truncated)
+    rewards = raw_rewards if collector.ret_rms is None else np.stack(
+        [_scaled(collector, raw_rewards[t], valid[t], terminated[t] | truncated[t]) for t in range(T)])
+    return Batch(obs[:T + 1], np.stack(actions), logps[:T], rewards, terminated.astype(np.float64),
+                 truncated.astype(np.float64), valid, returns, lengths)
+
+
+def _valid(first_reset, ended, first_episode_only=False):
+    """valid[t] = the step is a transition: not the autoreset step right after an episode's end
+    (and, for first_episode_only, not after the env's first finished episode)."""
+    valid = ~np.vstack([first_reset[None], ended[:-1]])       # (T, E)
+    if first_episode_only:
+        done = valid & ended
+        valid &= np.cumsum(done, axis=0) - done == 0          # no earlier finished episode
+    return valid
+
+
+def _check_rewards(rewards, first_call):
+    if not np.isfinite(rewards).all():
+        t, e = np.argwhere(~np.isfinite(rewards))[0]
+        raise NonFiniteError(f"env {e} returned a non-finite reward {rewards[t, e]} at step {first_call + t + 1} "
+                             f"(counting calls to step since the first reset); only finite values are allowed")
+
+
+def _finished_episodes(collector, rewards, valid, dones):
+    """Returns and lengths of the episodes that ended in this rollout (in order of their last
+    step, then env), carrying unfinished ones over in the collector."""
+    cum_r = collector.ep_return + np.cumsum(rewards, axis=0)      # (T, E) return since episode start
+    cum_n = collector.ep_length + np.cumsum(valid, axis=0)        # (T, E)
+    returns, lengths = [], []
+    base_r, base_n = np.zeros(rewards.shape[1]), np.zeros(rewards.shape[1], np.int64)
+    for t, e in np.argwhere(dones):                               # row-major: by step, then env
+        returns.append(float(cum_r[t, e] - base_r[e]))
+        lengths.append(int(cum_n[t, e] - base_n[e]))
+        base_r[e], base_n[e] = cum_r[t, e], cum_n[t, e]
+    collector.ep_return, collector.ep_length = cum_r[-1] - base_r, cum_n[-1] - base_n
+    return returns, lengths
 
 
 def _scaled(collector, r, valid, done):

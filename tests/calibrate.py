@@ -61,7 +61,9 @@ def main():
                       "eval_threshold": threshold, "reached": sum(e >= threshold for e in evals),
                       "worst_eval": min(evals), "median_eval": statistics.median(evals),
                       "solved_seeds": len(solved), "median_solved_at": statistics.median(solved) if solved else None,
-                      "median_wall_s": statistics.median(s["wall_s"] for s in summaries)}))
+                      "median_wall_s": statistics.median(s["wall_s"] for s in summaries),
+                      "median_solved_at_wall_s": statistics.median(s["solved_at_wall_s"] for s in summaries
+                                                                   if s["solved_at_wall_s"]) if solved else None}))
 
 
 if __name__ == "__main__":

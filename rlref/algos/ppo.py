@@ -49,7 +49,7 @@ class Config(TrainConfig):
     hidden: tuple = (32, 32)         # CartPole needs no more; a quarter of the flops of (64, 64)
     num_envs: int = 8                # E
     n_steps: int = 32                # T: steps per env per iteration
-    epochs: int = 10                 # K: passes over the batch
+    epochs: int = 5                  # K: passes over the batch
     minibatch_size: int = 256        # samples per gradient step
     gamma: float = 0.98              # discount
     lam: float = 0.8                 # GAE lambda
@@ -58,11 +58,11 @@ class Config(TrainConfig):
     beta: float = 1.0                # initial KL coefficient of (PPO.3)
     kl_target: float = 0.01          # d_targ of (PPO.4)
     hinge_coef: float = 50.0         # eta of the hinge in (PPO.3); 0 disables it
-    ent_coef: float = 0.0            # c_ent
-    vf_coef: float = 0.5             # c_v
+    ent_coef: float = 0.005          # c_ent: a little keeps the policy from settling early on a mediocre gait
+    vf_coef: float = 1.0             # c_v (with separate networks it acts through the shared clip)
     clip_value: bool = False         # value clipping (PPO.5) against V_old, with eps_v = clip_eps
     normalize_adv: str = "batch"     # advantage standardization: "batch", "minibatch" or "none"
-    lr: float = 3e-3                 # Adam step size
+    lr: float = 5e-3                 # Adam step size
     adam_eps: float = 1e-5           # Adam epsilon
     anneal_lr: bool = True           # decay lr linearly to 0 over the budget
     max_grad_norm: float = 0.5       # global-norm clip of the joint gradient
@@ -135,10 +135,10 @@ def policy_loss_and_grad(dist, dist_old, actions, logp_old, A_hat, config, beta)
         dL_dkl = (beta + 2.0 * config.hinge_coef * excess) / N             # per sample
         ddist = add(scale_rows(dist.dlogp(actions), -ratio * A_hat / N),
                     scale_rows(dist_old.dkl(dist), np.full(N, dL_dkl)))
-    H = dist.entropy().mean()
-    if config.ent_coef:
+    if config.ent_coef:                                                    # the entropy bonus
+        L = L + config.ent_coef * dist.entropy().mean()
         ddist = add(ddist, scale_rows(dist.dentropy(), np.full(N, -config.ent_coef / N)))
-    return float(-L - config.ent_coef * H), ddist, ratio
+    return float(-L), ddist, ratio
 
 
 def value_loss_and_grad(v, V_old, R_hat, config):
@@ -156,9 +156,12 @@ def value_loss_and_grad(v, V_old, R_hat, config):
     return float(np.mean(np.maximum(err * err, err_clip * err_clip))), dv
 
 
-def minibatch_step(agent, mb, config, beta, lr):
-    """Step 3 on one minibatch: gradients of (PPO.6), clipping, one Adam step."""
-    policy, value = agent["policy"], agent["value"]
+def minibatch_step(theta, opt, like, mb, config, beta, lr):
+    """Step 3 on one minibatch, on the flat theta = (theta_pi, phi): gradients of (PPO.6),
+    global-norm clipping, one Adam step. Returns the new theta and opt, the losses, and k3."""
+    P = sum(v.size for v in like["policy"].values())
+    policy = unflatten(theta[:P], like["policy"], copy=False)              # views, no copies
+    value = unflatten(theta[P:], like["value"], copy=False)
     A_hat = mb["A_hat"]
     if config.normalize_adv == "minibatch":
         A_hat = (A_hat - A_hat.mean()) / (A_hat.std() + 1e-8)
@@ -170,12 +173,9 @@ def minibatch_step(agent, mb, config, beta, lr):
     grads_pi = policy_backward(ddist, cache_pi)
     grads_v, _ = mlp_backward(config.vf_coef * dv[:, None], cache_v, need_dx=False)
     grad, _ = clip_grad_norm(np.concatenate([flatten(grads_pi), flatten(grads_v)]), config.max_grad_norm)
-    theta, opt = adam_step(np.concatenate([flatten(policy), flatten(value)]), grad, agent["opt"], lr,
-                           eps=config.adam_eps)
-    P = flatten(policy).size
+    theta, opt = adam_step(theta, grad, opt, lr, eps=config.adam_eps)
     k3 = float(np.mean((ratio - 1.0) - np.log(ratio)))                     # KL estimate before the step
-    return {**agent, "policy": unflatten(theta[:P], policy), "value": unflatten(theta[P:], value),
-            "opt": opt}, loss_pi, loss_v, k3
+    return theta, opt, loss_pi, loss_v, k3
 
 
 def _slice(dist, idx):
@@ -197,20 +197,25 @@ def update(agent, batch, config, rng, progress=0.0):
     logp_old = batch.flat(batch.logp)
     beta = float(agent["state"]["beta"])
     lr = config.lr * (1.0 - progress) if config.anneal_lr else config.lr
-    N, new = len(A_hat), agent
+    N = len(A_hat)
     n_mb = max(1, N // config.minibatch_size)
+    theta, opt = np.concatenate([flatten(agent["policy"]), flatten(agent["value"])]), agent["opt"]
     losses, stopped = [], False
     for _ in range(config.epochs):                                          # Step 3
         for idx in np.array_split(rng.permutation(N), n_mb):
             mb = {"obs": obs[idx], "actions": actions[idx], "logp_old": logp_old[idx], "A_hat": A_hat[idx],
-                  "R_hat": R_hat[idx], "V_old": V_old[idx], "dist_old": _slice(dist_old, idx)}
-            new, loss_pi, loss_v, k3 = minibatch_step(new, mb, config, beta, lr)
+                  "R_hat": R_hat[idx], "V_old": V_old[idx],
+                  "dist_old": _slice(dist_old, idx) if config.objective == "penalty" else None}
+            theta, opt, loss_pi, loss_v, k3 = minibatch_step(theta, opt, agent, mb, config, beta, lr)
             losses.append((loss_pi, loss_v))
             if config.target_kl is not None and k3 > 1.5 * config.target_kl:
                 stopped = True
                 break
         if stopped:
             break
+    P = flatten(agent["policy"]).size
+    new = {**agent, "policy": unflatten(theta[:P], agent["policy"]), "value": unflatten(theta[P:], agent["value"]),
+           "opt": opt}
     return diagnostics(agent, new, dist_old, obs, actions, logp_old, R_hat, V_old, losses, stopped, config)
 
 
