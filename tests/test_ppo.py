@@ -58,7 +58,7 @@ def test_policy_loss_gradients_away_from_kinks(gaussian, objective, ent_coef, kl
 @pytest.mark.parametrize("gaussian", [False, True])
 def test_clipped_samples_have_exactly_zero_gradient(gaussian, rng):
     old, theta, obs, actions, A, dist_old, ratio = setup(rng, gaussian)
-    config = ppo.Config(clip_eps=EPS)
+    config = ppo.Config(clip_eps=EPS, ent_coef=0.0)          # the clip alone: no entropy bonus
     binds = ((ratio > 1 + EPS) & (A > 0)) | ((ratio < 1 - EPS) & (A < 0))
     assert binds.sum() >= 3 and (~binds).sum() >= 3
     for i in np.flatnonzero(binds):
@@ -72,7 +72,7 @@ def test_clipped_samples_have_exactly_zero_gradient(gaussian, rng):
 @pytest.mark.parametrize("gaussian", [False, True])
 def test_at_theta_old_the_clip_gradient_is_the_vanilla_surrogate_gradient(gaussian, rng):
     old, _, obs, actions, A, dist_old, _ = setup(rng, gaussian)
-    _, g = loss_fn(ppo.Config(clip_eps=EPS), obs, actions, A, dist_old)
+    _, g = loss_fn(ppo.Config(clip_eps=EPS, ent_coef=0.0), obs, actions, A, dist_old)
     dist, cache = policy_forward(old, obs)
     vanilla = policy_backward(tuple(d * (-A / len(A))[:, None] for d in dist.dlogp(actions)) if gaussian
                               else dist.dlogp(actions) * (-A / len(A))[:, None], cache)
