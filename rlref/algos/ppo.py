@@ -42,6 +42,18 @@ from rlref.value import value_forward
 ROLLOUT = "steps"
 ADV_NORMS = ("batch", "minibatch", "none")
 
+# Settings per env, applied by the command line under any --set (the Config defaults are
+# CartPole's). Pendulum needs the continuous-control details: normalized observations, scaled
+# rewards, longer rollouts, more epochs at a lower rate, and a shorter horizon (gamma 0.95).
+PRESETS = {
+    "Pendulum-v1": dict(total_steps=200_000, hidden=(64, 64), num_envs=8, n_steps=256, epochs=10,
+                        minibatch_size=256, gamma=0.95, lam=0.95, lr=1e-3, vf_coef=0.5, ent_coef=0.0,
+                        normalize_obs=True, scale_reward=True),
+    "Acrobot-v1": dict(total_steps=200_000, hidden=(64, 64), num_envs=8, n_steps=128, epochs=4,
+                       minibatch_size=256, gamma=0.99, lam=0.95, lr=1e-3, vf_coef=0.5, ent_coef=0.0,
+                       normalize_obs=True),
+}
+
 
 @dataclass
 class Config(TrainConfig):
