@@ -19,6 +19,7 @@ class TrainConfig:
     num_envs: int = 8                # E: parallel envs
     hidden: tuple = (64, 64)         # hidden layer sizes of the policy and value MLPs
     activation: str = "tanh"         # hidden activation: tanh, relu or identity
+    log_std_init: float = 0.0        # initial log sigma of a Gaussian policy (Box actions)
     eval_episodes: int = 20          # deterministic evaluation episodes at the end
     normalize_obs: bool = False      # observation normalization by running statistics (NORM.2)
     obs_clip: float = 10.0           # clip of normalized observations
@@ -35,6 +36,7 @@ class TrainConfig:
         for h in self.hidden:
             require_int("hidden sizes", h, 1)
         require_float("obs_clip", self.obs_clip, 0.0, low_open=True)
+        require_float("log_std_init", self.log_std_init, -20.0, 5.0)
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
 

@@ -66,7 +66,8 @@ class Config(TrainConfig):
 
 
 def init_agent(config, obs_dim, act_dim, gaussian, rng):
-    policy = init_policy([obs_dim, *config.hidden, act_dim], rng, gaussian, config.activation)
+    policy = init_policy([obs_dim, *config.hidden, act_dim], rng, gaussian, config.activation,
+                         log_std=config.log_std_init)
     value = init_mlp([obs_dim, *config.hidden, 1], rng, activation=config.activation, out_gain=1.0)
     return {"policy": policy, "value": value, "opt": adam_init(np.concatenate([flatten(policy), flatten(value)]))}
 

@@ -85,7 +85,8 @@ class Config(TrainConfig):
 
 
 def init_agent(config, obs_dim, act_dim, gaussian, rng):
-    policy = init_policy([obs_dim, *config.hidden, act_dim], rng, gaussian, config.activation)
+    policy = init_policy([obs_dim, *config.hidden, act_dim], rng, gaussian, config.activation,
+                         log_std=config.log_std_init)
     return {"policy": policy, **init_value(config, obs_dim, rng)}
 
 

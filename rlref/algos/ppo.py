@@ -110,7 +110,7 @@ class Config(TrainConfig):
 def init_agent(config, obs_dim, act_dim, gaussian, rng):
     sizes = [obs_dim, *config.hidden]
     policy = init_policy(sizes + [act_dim], rng, gaussian, config.activation, out_gain=config.pi_out_gain,
-                         hidden_gain=config.hidden_gain)
+                         log_std=config.log_std_init, hidden_gain=config.hidden_gain)
     value = init_mlp(sizes + [1], rng, activation=config.activation, out_gain=config.v_out_gain,
                      hidden_gain=config.hidden_gain)
     theta = np.concatenate([flatten(policy), flatten(value)])

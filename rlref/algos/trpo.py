@@ -86,7 +86,6 @@ class Config(TrainConfig):
     line_search: str = "kl_and_improve"   # or "improve_only" (ignore the KL), "none" (full step)
     direction: str = "natural"       # x = F^-1 g, or "vanilla": x = g
     lr: float = None                 # None: the step of (TRPO.5); a number: the step lr * x
-    log_std_init: float = 0.0        # initial log sigma of a Gaussian policy
     vf_lr: float = 3e-3              # Adam step size for phi
     vf_epochs: int = 10              # passes over the batch when fitting V_phi
     vf_minibatch: int = 256          # minibatch size of those passes
@@ -110,7 +109,6 @@ class Config(TrainConfig):
                 raise ConfigError(f"{name} must be one of {allowed}, got {value!r}")
         if self.lr is not None:
             require_float("lr", self.lr, 0.0, low_open=True)
-        require_float("log_std_init", self.log_std_init)
         require_float("vf_lr", self.vf_lr, 0.0, low_open=True)
         require_int("vf_epochs", self.vf_epochs, 1)
         require_int("vf_minibatch", self.vf_minibatch, 1)

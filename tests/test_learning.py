@@ -1,0 +1,65 @@
+"""Learning, measured: the real command line on CartPole-v1, seeds never used in tuning, against the
+env's definition of solved (a deterministic 20-episode evaluation mean >= 475).
+
+Each rule "at least k of n seeds" comes from a calibration with tests/calibrate.py over many other
+seeds (the comment above each test gives the command and the count) and is chosen so that a
+correct implementation fails it with probability below about 1e-3 (binomial tail at the
+calibrated per-seed failure rate). Runs are bitwise deterministic on one machine, so the risk is
+only that another machine's floating point takes a seed down a different path.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from math import comb
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+
+def train(algo, seed, *args):
+    out = tempfile.mkdtemp(prefix=f"rlref-learn-{algo}-{seed}-")
+    cmd = [sys.executable, "-m", "rlref", "train", algo, "--env", "CartPole-v1", "--seed", str(seed),
+           "--out", out, "--quiet", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
+    assert done.returncode == 0, done.stderr
+    with open(os.path.join(out, "summary.json")) as f:
+        return json.load(f)
+
+
+def evaluations(algo, seeds, *args):
+    with ThreadPoolExecutor(2) as pool:                      # two cores: two runs at a time
+        return [s["eval_return_mean"] for s in pool.map(lambda s: train(algo, s, *args), seeds)]
+
+
+def tail(n, k, p_fail):
+    """P(fewer than k of n seeds pass) when each fails independently with probability p_fail."""
+    return sum(comb(n, j) * (1 - p_fail) ** j * p_fail ** (n - j) for j in range(k))
+
+
+def test_binomial_tail_of_the_rules():
+    assert tail(5, 4, 0.0) == 0.0 and abs(tail(1, 1, 0.25) - 0.25) < 1e-15
+    assert tail(6, 3, 0.10) < 2e-3 and tail(5, 4, 0.02) < 1e-2
+
+
+# Calibration: python tests/calibrate.py a2c CartPole-v1 --seeds 11-70 (default config, 200k
+# steps): 55 of 60 seeds evaluate >= 475, and all 60 reach a training mean of 475 (per-seed
+# failure rate ~0.08; ~0.15 at the 95 % upper bound). Rule 3 of 6: P(fail) ~ 5e-4 at 0.08,
+# 6e-3 at 0.15. The issue's "4 of 5" holds with probability ~0.95 on a random set of seeds.
+@pytest.mark.slow
+def test_a2c_solves_cartpole():
+    evals = evaluations("a2c", [2001, 2002, 2003, 2004, 2005, 2006])
+    assert sum(e >= 475 for e in evals) >= 3, evals
+
+
+# Calibration: python tests/calibrate.py ppo CartPole-v1 --seeds 11-40 (default config, 100k
+# steps): 30 of 30 evaluate 500, median solve 42k steps (per-seed failure rate < 0.1 at 95 %).
+# Rule 4 of 5 fails with probability ~10 p^2.
+@pytest.mark.slow
+def test_ppo_solves_cartpole():
+    evals = evaluations("ppo", [3001, 3002, 3003, 3004, 3005])
+    assert sum(e >= 475 for e in evals) >= 4, evals
