@@ -164,14 +164,14 @@ def train(algo, config, out_dir, quiet=False):
                 collector = start_collector(envs, config, rngs, stats=normalizer_parts(config, obs_dim, collector))
             batch = collect(collector, agent["policy"], T, rngs["act"],
                             stop_when_all_done=module.ROLLOUT == "episodes")
+            progress = steps / config.total_steps                     # budget used before this batch
             steps += int(batch.valid.sum())
             for ret in batch.episode_returns:                         # solved: as the peer measures it
                 window.append(ret)
                 if solved is None and threshold is not None and len(window) == WINDOW \
                         and np.mean(window) >= threshold:
                     solved = (steps, time.perf_counter() - t0)
-            new_agent, diag = module.update(agent, batch, config, rngs["update"],
-                                             progress=(steps - int(batch.valid.sum())) / config.total_steps)
+            new_agent, diag = module.update(agent, batch, config, rngs["update"], progress=progress)
             _finite_agent(new_agent)
             agent, iteration, episodes = new_agent, iteration + 1, episodes + len(batch.episode_returns)
             log.write({"iteration": iteration, "env_steps": steps, "wall_s": round(time.perf_counter() - t0, 4),
