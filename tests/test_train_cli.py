@@ -153,6 +153,28 @@ def test_bool_where_an_int_is_expected():
         reinforce.Config(baseline="learned")
 
 
+@pytest.mark.parametrize("algo", ["reinforce", "a2c", "npg", "trpo", "ppo"])
+def test_presets_are_valid_and_the_command_line_applies_them_under_set(algo, tmp_path):
+    from rlref.train import algo_module
+    module = algo_module(algo)
+    presets = getattr(module, "PRESETS", {})
+    for env, settings in presets.items():
+        assert module.Config(env=env, **settings).to_dict().items() >= settings.items()
+    if "Pendulum-v1" not in presets:
+        return
+    out = str(tmp_path / "run")                   # a tiny run: the preset, one --set, --total-steps
+    preset = presets["Pendulum-v1"]
+    key = "gamma" if preset.get("gamma") != 0.9 else "lam"
+    done = rlref("train", algo, "--env", "Pendulum-v1", "--total-steps", "400", "--set", f"{key}=0.9",
+                 "--set", "eval_episodes=1", "--out", out, "--quiet")
+    assert done.returncode == 0, done.stderr
+    with open(os.path.join(out, "config.json")) as f:
+        ran = json.load(f)
+    assert ran[key] == 0.9 and ran["total_steps"] == 400
+    assert all(ran[k] == (list(v) if isinstance(v, tuple) else v)
+               for k, v in preset.items() if k not in (key, "total_steps"))
+
+
 def test_plot_writes_a_png(two_runs, tmp_path):
     out = str(tmp_path / "curve.png")
     done = rlref("plot", two_runs[0], two_runs[2], "-o", out)
