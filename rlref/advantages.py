@@ -119,3 +119,9 @@ def gae(rewards, values, next_values, terminated, dones, gamma, lam):
     delta = td_residuals(rewards, values, next_values, terminated, gamma)   # (T, E)   (GAE.1)
     A_hat = discount_cumsum(delta, gamma * lam, dones)                      # (T, E)   (GAE.2)
     return A_hat, A_hat + np.asarray(values, dtype=np.float64)
+
+
+def standardize(A_hat):
+    """(A_hat - mean) / (std + 1e-8): advantages with mean 0 and std 1 over the given samples.
+    An implementation detail of OpenAI baselines' PPO and TRPO (the 1e-8 guards a constant batch)."""
+    return (A_hat - A_hat.mean()) / (A_hat.std() + 1e-8)

@@ -38,3 +38,10 @@ def fit_value(agent, obs, targets, lr, iters):
         theta, opt = adam_step(flatten(value), flatten(grads), opt, lr)
         value = unflatten(theta, value)
     return {**agent, "value": value, "opt_v": opt}, first
+
+
+def explained_variance(targets, values):
+    """1 - Var(targets - values) / Var(targets): 1 for a perfect fit, 0 for predicting the mean,
+    negative for worse; NaN when the targets are constant (the ratio is undefined)."""
+    var = np.var(targets)
+    return float(1.0 - np.var(targets - values) / var) if var > 0 else float("nan")

@@ -15,25 +15,21 @@ without them. Compare the run with the peer with `../shared/bench/compare.py ppo
 Not collected by pytest (no test_ prefix). Shared machines are noisy: read shares and ratios.
 """
 import argparse
-import ctypes
 import os
 import tempfile
 import time
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
-try:                                      # as rlref/__main__.py does for the command line
-    _libc = ctypes.CDLL("libc.so.6")
-    _libc.mallopt(-1, 32 << 20)
-    _libc.mallopt(-3, 32 << 20)
-except (OSError, AttributeError):
-    pass
 
 import numpy as np  # noqa: E402
 
+import rlref  # noqa: E402
 from rlref import train as train_module  # noqa: E402
 from rlref.algos import ppo  # noqa: E402
 from rlref.rollout import make_envs  # noqa: E402
+
+rlref.keep_freed_memory()                 # as `python -m rlref` does
 
 PARTS = ("env.step", "collect", "minibatch steps", "update")
 

@@ -3,8 +3,8 @@ with terminations and truncations inside the rollout."""
 import numpy as np
 import pytest
 
-from rlref.advantages import (discount_cumsum, gae, n_step_returns, reward_to_go, td_residuals,
-                              total_return)
+from rlref.advantages import (discount_cumsum, gae, n_step_returns, reward_to_go, standardize,
+                              td_residuals, total_return)
 from rlref.errors import ConfigError
 
 T, E = 12, 3
@@ -123,3 +123,19 @@ def test_bad_input():
         n_step_returns(z, z, z, z, 0.9, True)
     with pytest.raises(ValueError, match=r"values must have the shape of rewards \(3, 2\)"):
         gae(z, np.zeros((2, 2)), z, z, z, 0.9, 0.9)
+
+
+def test_standardize_gives_mean_0_std_1_and_leaves_a_constant_batch_finite(rng):
+    A = 3.0 + 5.0 * rng.standard_normal(200)
+    Z = standardize(A)
+    assert abs(Z.mean()) < 1e-12 and abs(Z.std() - 1.0) < 1e-8
+    assert np.array_equal(standardize(np.full(7, 2.5)), np.zeros(7))       # 0 / (0 + 1e-8)
+
+
+def test_explained_variance_at_its_reference_points(rng):
+    from rlref.value import explained_variance
+    R = rng.standard_normal(50)
+    assert explained_variance(R, R) == 1.0                                 # perfect fit
+    assert abs(explained_variance(R, np.full(50, R.mean()))) < 1e-12       # predicting the mean
+    assert explained_variance(R, -R) < 0.0                                 # worse than the mean
+    assert np.isnan(explained_variance(np.ones(5), np.zeros(5)))           # undefined

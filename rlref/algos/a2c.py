@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlref.advantages import gae, n_step_returns
+from rlref.advantages import gae, n_step_returns, standardize
 from rlref.config import TrainConfig
 from rlref.errors import ConfigError, require_float, require_int
 from rlref.nn import flatten, init_mlp, mlp_backward, mlp_forward, unflatten
@@ -114,8 +114,7 @@ def update(agent, batch, config, rng, progress=0.0):
     A_hat, R_hat = advantages(agent, batch, config)
     obs, actions, A_hat = batch.flat(batch.obs[:-1]), batch.flat(batch.actions), batch.flat(A_hat)
     if config.normalize_adv:
-        # NOTE (implementation detail): per-batch standardization, as in OpenAI baselines' PPO.
-        A_hat = (A_hat - A_hat.mean()) / (A_hat.std() + 1e-8)
+        A_hat = standardize(A_hat)            # NOTE (implementation detail): per batch
     policy, value = agent["policy"], agent["value"]
     _, diag, grads_pi, grads_v = loss_and_grads(policy, value, obs, actions, A_hat,
                                                 batch.flat(R_hat), config)

@@ -31,13 +31,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlref.advantages import gae
+from rlref.advantages import gae, standardize
 from rlref.config import TrainConfig
 from rlref.errors import ConfigError, require_float, require_int
 from rlref.nn import flatten, init_mlp, mlp_backward, mlp_forward, unflatten
 from rlref.optim import adam_init, adam_step, clip_grad_norm
 from rlref.policy import add, init_policy, policy_backward, policy_forward, scale_rows
-from rlref.value import value_forward
+from rlref.value import explained_variance, value_forward
 
 ROLLOUT = "steps"
 ADV_NORMS = ("batch", "minibatch", "none")
@@ -176,7 +176,7 @@ def minibatch_step(theta, opt, like, mb, config, beta, lr):
     value = unflatten(theta[P:], like["value"], copy=False)
     A_hat = mb["A_hat"]
     if config.normalize_adv == "minibatch":
-        A_hat = (A_hat - A_hat.mean()) / (A_hat.std() + 1e-8)
+        A_hat = standardize(A_hat)
     dist, cache_pi = policy_forward(policy, mb["obs"])
     loss_pi, ddist, ratio = policy_loss_and_grad(dist, mb["dist_old"], mb["actions"], mb["logp_old"],
                                                  A_hat, config, beta)
@@ -204,7 +204,7 @@ def update(agent, batch, config, rng, progress=0.0):
                        config.gamma, config.lam)
     A_hat, R_hat, V_old = batch.flat(A_hat), batch.flat(R_hat), batch.flat(values[:-1])
     if config.normalize_adv == "batch":
-        A_hat = (A_hat - A_hat.mean()) / (A_hat.std() + 1e-8)
+        A_hat = standardize(A_hat)
     dist_old, _ = policy_forward(agent["policy"], obs)
     logp_old = batch.flat(batch.logp)
     beta = float(agent["state"]["beta"])
@@ -241,11 +241,10 @@ def diagnostics(agent, new, dist_old, obs, actions, logp_old, R_hat, V_old, loss
     if config.objective == "penalty":
         beta = adapt_beta(beta, kl, config.kl_target)
     new = {**new, "state": {"beta": np.array(beta)}}
-    var_R = R_hat.var()
     return new, {
         "loss_pi": float(np.mean([l[0] for l in losses])), "loss_v": float(np.mean([l[1] for l in losses])),
         "entropy": float(dist_new.entropy().mean()), "kl": kl,
         "kl_k1": float(np.mean(-log_ratio)), "kl_k3": float(np.mean((ratio - 1.0) - log_ratio)),
         "clip_frac": float(np.mean(np.abs(ratio - 1.0) > config.clip_eps)),
-        "explained_var": float(1.0 - (R_hat - V_old).var() / var_R) if var_R > 0 else float("nan"),
+        "explained_var": explained_variance(R_hat, V_old),
         "beta": beta, "minibatch_steps": len(losses), "early_stop": int(stopped)}

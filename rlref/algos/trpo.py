@@ -50,13 +50,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlref.advantages import gae
+from rlref.advantages import gae, standardize
 from rlref.config import TrainConfig
 from rlref.errors import ConfigError, NonFiniteError, require_float, require_int
 from rlref.nn import flatten, init_mlp, unflatten
 from rlref.optim import adam_init, adam_step
 from rlref.policy import init_policy, policy_backward, policy_forward, policy_jvp, scale_rows
-from rlref.value import value_forward, value_loss_and_grad
+from rlref.value import explained_variance, value_forward, value_loss_and_grad
 
 ROLLOUT = "steps"
 # Per-env settings the command line applies under any --set. Pendulum-v1, tests/calibrate.py on
@@ -324,8 +324,7 @@ def update(agent, batch, config, rng, progress=0.0):
     obs, actions = batch.flat(batch.obs[:-1]), batch.flat(batch.actions)
     A_hat, R_hat = batch.flat(A_hat), batch.flat(R_hat)                # (N,)
     if config.normalize_adv:
-        # NOTE (implementation detail): per-batch standardization, as in OpenAI baselines' trpo_mpi.
-        A_hat = (A_hat - A_hat.mean()) / (A_hat.std() + 1e-8)
+        A_hat = standardize(A_hat)            # NOTE (implementation detail): per batch, as in trpo_mpi
     # NOTE (implementation detail): like the learning-rate decay of rlref's A2C (Mnih et al. 2016),
     # a radius decaying to 0 over the budget lets the policy settle instead of taking full-size
     # steps on the noise of advantages that have become uninformative (a solved CartPole).
@@ -337,5 +336,5 @@ def update(agent, batch, config, rng, progress=0.0):
     diag = {k: v for k, v in info.items() if not isinstance(v, np.ndarray)}
     diag["max_kl"] = max_kl
     diag["loss_v"] = loss_v
-    diag["explained_var"] = float(1.0 - np.var(R_hat - V) / np.var(R_hat)) if np.var(R_hat) > 0 else 0.0
+    diag["explained_var"] = explained_variance(R_hat, V)
     return {"policy": policy, "value": value, "opt_v": opt_v}, diag
