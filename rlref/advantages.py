@@ -22,6 +22,7 @@ episode bootstrapped by V (Monte Carlo with a baseline). Sums never cross a ``do
 import numpy as np
 
 from rlref.errors import ConfigError, require_float
+from rlref.value import value_forward
 
 
 def _check(rewards, *others, names=()):
@@ -125,3 +126,27 @@ def standardize(A_hat):
     """(A_hat - mean) / (std + 1e-8): advantages with mean 0 and std 1 over the given samples.
     An implementation detail of OpenAI baselines' PPO and TRPO (the 1e-8 guards a constant batch)."""
     return (A_hat - A_hat.mean()) / (A_hat.std() + 1e-8)
+
+
+def batch_samples(batch, value, gamma, lam=1.0, n=None):
+    """The first step of every algorithm's update: V_phi on every observation of the rollout, the
+    advantages and value targets, and the valid samples of the Batch as flat arrays.
+
+    value: the value function's parameters, or None for no critic (V = 0, so that lam = 1 gives
+    the plain reward-to-go G_t). n: None for GAE(gamma, lam) (GAE.2); an integer for the n-step
+    advantage R^(n)_t - V(s_t) (AC.2). Returns a dict of (N, ...) arrays: obs, actions, logp_old
+    (log pi_old at collection), A_hat, R_hat, and V_old (V_phi(s) before this update).
+    """
+    if value is None:
+        values = np.zeros(batch.obs.shape[:2])                            # (T + 1, E)
+    else:
+        values = value_forward(value, batch.obs)                          # (T + 1, E)
+    if n is None:
+        A_hat, R_hat = gae(batch.rewards, values[:-1], values[1:], batch.terminated, batch.dones,
+                           gamma, lam)                                    # (GAE.2)
+    else:
+        R_hat = n_step_returns(batch.rewards, values[1:], batch.terminated, batch.dones, gamma, n)
+        A_hat = R_hat - values[:-1]                                       # (AC.2)
+    flat = batch.flat
+    return {"obs": flat(batch.obs[:-1]), "actions": flat(batch.actions), "logp_old": flat(batch.logp),
+            "A_hat": flat(A_hat), "R_hat": flat(R_hat), "V_old": flat(values[:-1])}

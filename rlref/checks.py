@@ -1,18 +1,25 @@
 """Every hand-derived derivative in rlref, checked against finite differences on random inputs.
 
 ``python -m rlref gradcheck`` runs ``run_checks`` and prints the table; the test suite runs the same
-list. Each check takes a generator and returns rows (quantity, shape, max error); an error is
-|a - n| / max(1, |a|, |n|) as in ``rlref.gradcheck``. A check passes at error <= TOL.
+list. Each function of ALL_CHECKS takes a generator and returns a table whose entries are either
+gradient checks (quantity, shape, f, grad_f, x), measured here against central differences, or
+agreements already measured (quantity, shape, error) between two independent computations of one
+matrix or product. ``run_checks`` is one loop over them. An error is |a - n| / max(1, |a|, |n|)
+as in ``rlref.gradcheck``; a check passes at error <= TOL.
 
-Vector-valued functions are checked through a random projection: for out(x) and a random R of
-out's shape, d/dx sum(out * R) must equal backward(R).
+Every loss-and-gradient function of rlref returns (loss, grad, aux), so its entry is
+(quantity, shape, lambda x: fn(x)[0], lambda x: fn(x)[1], x). Vector-valued functions are checked
+through a random projection: for out(x) and a random R of out's shape, d/dx sum(out * R) must
+equal backward(R).
 """
 import numpy as np
 
 from rlref.distributions import Categorical, DiagGaussian
 from rlref.gradcheck import check_grad, numerical_jacobian, rel_error
 from rlref.nn import ACTIVATIONS, flatten, init_mlp, mlp_backward, mlp_forward, mlp_jvp, unflatten
-from rlref.policy import init_policy, policy_backward, policy_forward, policy_jvp
+from rlref.value import value_loss_and_grad
+from rlref.policy import (fisher_quadratic, fisher_vector_product, init_policy, mean_kl_grad, policy_backward,
+                          policy_forward, policy_jvp)
 
 TOL = 1e-6
 
@@ -43,21 +50,25 @@ def _error(f, grad_f, x):
     return check_grad(f, grad_f, x, tol=np.inf)             # tol=inf: measure, do not raise
 
 
+def _loss_entry(quantity, shape, loss_and_grad, x):
+    """A gradient-check entry for a function with rlref's contract x -> (loss, grad, aux)."""
+    return (quantity, shape, lambda x_: loss_and_grad(x_)[0], lambda x_: loss_and_grad(x_)[1], x)
+
+
 def mlp_checks(rng):
     """Backprop (MLP.2-3) w.r.t. every parameter and the input, and forward mode (MLP.4)."""
-    rows = []
+    table = []
     for activation in ACTIVATIONS:
         for batch in (1, 7):
             params, x, R = _random_mlp(rng, activation, batch)
-            loss = lambda p: np.sum(mlp_forward(p, x)[0] * R)
-            grads = lambda p: mlp_backward(R, mlp_forward(p, x)[1])[0]
-            rows.append((f"MLP {activation} d/dparams, batch {batch}",
-                         f"P={flatten(params).size}", _error(loss, grads, params)))
-            loss_x = lambda x_: np.sum(mlp_forward(params, x_)[0] * R)
-            grad_x = lambda x_: mlp_backward(R, mlp_forward(params, x_)[1])[1]
-            rows.append((f"MLP {activation} d/dx, batch {batch}", str(x.shape), _error(loss_x, grad_x, x)))
-        rows.append((f"MLP {activation} forward mode (jvp)", "(7, 2)", _jvp_error(params, x, rng)))
-    return rows
+            table.append((f"MLP {activation} d/dparams, batch {batch}", f"P={flatten(params).size}",
+                          lambda p, x=x, R=R: np.sum(mlp_forward(p, x)[0] * R),
+                          lambda p, x=x, R=R: mlp_backward(R, mlp_forward(p, x)[1])[0], params))
+            table.append((f"MLP {activation} d/dx, batch {batch}", str(x.shape),
+                          lambda x_, p=params, R=R: np.sum(mlp_forward(p, x_)[0] * R),
+                          lambda x_, p=params, R=R: mlp_backward(R, mlp_forward(p, x_)[1])[1], x))
+        table.append((f"MLP {activation} forward mode (jvp)", "(7, 2)", _jvp_error(params, x, rng)))
+    return table
 
 
 def _jvp_error(params, x, rng, eps=1e-6):
@@ -78,11 +89,11 @@ def categorical_checks(rng, N=6, A=4):
     p = Categorical(z)
     return [
         ("Categorical d logp / d logits", str(z.shape),
-         _error(lambda z_: w @ Categorical(z_).logp(a), lambda z_: w[:, None] * Categorical(z_).dlogp(a), z)),
+         lambda z_: w @ Categorical(z_).logp(a), lambda z_: w[:, None] * Categorical(z_).dlogp(a), z),
         ("Categorical d entropy / d logits", str(z.shape),
-         _error(lambda z_: w @ Categorical(z_).entropy(), lambda z_: w[:, None] * Categorical(z_).dentropy(), z)),
+         lambda z_: w @ Categorical(z_).entropy(), lambda z_: w[:, None] * Categorical(z_).dentropy(), z),
         ("Categorical d KL(p||q) / d logits_q", str(zq.shape),
-         _error(lambda q: w @ p.kl(Categorical(q)), lambda q: w[:, None] * p.dkl(Categorical(q)), zq)),
+         lambda q: w @ p.kl(Categorical(q)), lambda q: w[:, None] * p.dkl(Categorical(q)), zq),
     ]
 
 
@@ -94,19 +105,18 @@ def gaussian_checks(rng, N=6, D=3):
     w = rng.standard_normal(N)
     p = DiagGaussian(mu, s)
 
-    def pair(value, deriv, x0):                             # x = {"mean", "log_std"}
+    def entry(quantity, value, deriv, x0):                  # x = {"mean", "log_std"}
         x = {"mean": x0[0].copy(), "log_std": x0[1].copy()}
         f = lambda x_: w @ value(x_["mean"], x_["log_std"])
-        g = lambda x_: dict(zip(("mean", "log_std"),
-                                (w[:, None] * d for d in deriv(x_["mean"], x_["log_std"]))))
-        return _error(f, g, x)
+        g = lambda x_: dict(zip(("mean", "log_std"), (w[:, None] * d for d in deriv(x_["mean"], x_["log_std"]))))
+        return (quantity, f"({N}, {D}) x2", f, g, x)
     return [
-        ("Gaussian d logp / d(mean, log_std)", f"({N}, {D}) x2",
-         pair(lambda m, l: DiagGaussian(m, l).logp(a), lambda m, l: DiagGaussian(m, l).dlogp(a), (mu, s))),
-        ("Gaussian d entropy / d(mean, log_std)", f"({N}, {D}) x2",
-         pair(lambda m, l: DiagGaussian(m, l).entropy(), lambda m, l: DiagGaussian(m, l).dentropy(), (mu, s))),
-        ("Gaussian d KL(p||q) / d(mean_q, log_std_q)", f"({N}, {D}) x2",
-         pair(lambda m, l: p.kl(DiagGaussian(m, l)), lambda m, l: p.dkl(DiagGaussian(m, l)), (mq, sq))),
+        entry("Gaussian d logp / d(mean, log_std)",
+              lambda m, l: DiagGaussian(m, l).logp(a), lambda m, l: DiagGaussian(m, l).dlogp(a), (mu, s)),
+        entry("Gaussian d entropy / d(mean, log_std)",
+              lambda m, l: DiagGaussian(m, l).entropy(), lambda m, l: DiagGaussian(m, l).dentropy(), (mu, s)),
+        entry("Gaussian d KL(p||q) / d(mean_q, log_std_q)",
+              lambda m, l: p.kl(DiagGaussian(m, l)), lambda m, l: p.dkl(DiagGaussian(m, l)), (mq, sq)),
     ]
 
 
@@ -118,172 +128,184 @@ def _policy(rng, gaussian, N=5, sizes=(3, 4, 2)):
     return params, obs
 
 
-def mean_kl_and_grad(theta, theta_old, like, obs):
-    """mean_i KL(pi_old(.|s_i) || pi_theta(.|s_i)) and its gradient in theta (POL.1)."""
-    old, _ = policy_forward(unflatten(theta_old, like), obs)
-    new, cache = policy_forward(unflatten(theta, like), obs)
-    N = obs.shape[0]
-    ddist = old.dkl(new)
-    ddist = tuple(d / N for d in ddist) if isinstance(ddist, tuple) else ddist / N
-    return old.kl(new).mean(), flatten(policy_backward(ddist, cache))
+def _kind(gaussian):
+    return "Gaussian" if gaussian else "Categorical"
 
 
-def exact_fisher(params, obs):
-    """F = (1/N) sum_i J_i^T M_i J_i, with J_i built column by column by forward mode."""
-    theta = flatten(params)
-    dist, cache = policy_forward(params, obs)
-    N, P = obs.shape[0], theta.size
-    F = np.zeros((P, P))
-    for j in range(P):
-        Jv = policy_jvp(unflatten(np.eye(P)[j], params), cache)     # column j of J_i, all i
-        MJv = dist.fisher_product(Jv)                                # M_i J_i e_j
-        F[:, j] = flatten(policy_backward(MJv, cache)) / N           # (1/N) sum_i J_i^T M_i J_i e_j
-    return F
+def mean_kl(theta, old_dist, like, obs):
+    """mean_i KL(pi_old(.|s_i) || pi_theta(.|s_i)) at the flat theta."""
+    return float(old_dist.kl(policy_forward(unflatten(theta, like), obs)[0]).mean())
 
 
-def fisher_checks(rng):
-    """The Hessian of the mean KL at theta_old equals the Fisher J^T M J (DIST.4, DIST.8)."""
-    rows = []
-    for gaussian in (False, True):
+def matrix_free_fisher(params, obs):
+    """F (P, P) column by column from the matrix-free product F e_j of (POL.2)."""
+    fvp = fisher_vector_product(params, obs)
+    return np.stack([fvp(e) for e in np.eye(flatten(params).size)], axis=1)
+
+
+def policy_checks(rng):
+    """Through the network: the score (POL.1), the mean-KL gradient (POL.3), and the Fisher of
+    (POL.2) as the Hessian of the mean KL at theta_old (finite differences of (POL.3)), against the
+    explicit Z^T Z of npg (NPG.3), and its quadratic form."""
+    return _policy_entries(rng, False) + _policy_entries(rng, True)
+
+
+def _policy_entries(rng, gaussian):
+    from rlref.algos import npg
+    table = []
+    if True:                                                  # one policy kind per call (closures)
         params, obs = _policy(rng, gaussian)
-        theta_old = flatten(params)
-        grad = lambda t: mean_kl_and_grad(t, theta_old, params, obs)[1]
-        H = numerical_jacobian(grad, theta_old.copy())
-        F = exact_fisher(params, obs)
-        name = "Gaussian" if gaussian else "Categorical"
-        rows.append((f"{name} policy: Hessian of mean KL at theta_old vs J^T M J",
-                     str(F.shape), float(rel_error(F, H).max())))
-    return rows
-
-
-def policy_score_checks(rng):
-    """The score d log pi(a|s) / d theta through the network (POL.1), both policy kinds."""
-    rows = []
-    for gaussian in (False, True):
-        params, obs = _policy(rng, gaussian)
-        dist, _ = policy_forward(params, obs)
-        a = dist.sample(rng)
-        f = lambda p: policy_forward(p, obs)[0].logp(a).mean()
+        a = policy_forward(params, obs)[0].sample(rng)
+        N = obs.shape[0]
 
         def g(p):
             d, cache = policy_forward(p, obs)
             score = d.dlogp(a)
-            N = obs.shape[0]
-            return policy_backward(tuple(s / N for s in score) if gaussian else score / N, cache)
-        rows.append((f"{'Gaussian' if gaussian else 'Categorical'} policy: d mean logp / d theta",
-                     f"P={flatten(params).size}", _error(f, g, params)))
-    return rows
+            return policy_backward(tuple(s_ / N for s_ in score) if gaussian else score / N, cache)
+        table.append((f"{_kind(gaussian)} policy: d mean logp / d theta", f"P={flatten(params).size}",
+                      lambda p: policy_forward(p, obs)[0].logp(a).mean(), g, params))
+        theta_old = flatten(params)
+        old_dist = policy_forward(params, obs)[0]
+        theta = theta_old + 0.3 * rng.standard_normal(theta_old.size)      # away from the minimum
+        table.append((f"{_kind(gaussian)} policy: mean KL gradient (POL.3) d/dtheta", f"P={theta.size}",
+                      lambda t: mean_kl(t, old_dist, params, obs), lambda t: mean_kl_grad(params, old_dist, t, obs),
+                      theta))
+        H = numerical_jacobian(lambda t: mean_kl_grad(params, old_dist, t, obs), theta_old.copy())
+        F = matrix_free_fisher(params, obs)
+        table.append((f"{_kind(gaussian)} policy: Hessian of mean KL at theta_old vs J^T M J",
+                      str(F.shape), float(rel_error(F, H).max())))
+        F_explicit = npg.fisher_matrix(npg.fisher_factor(params, obs, "exact"))
+        x = rng.standard_normal(theta_old.size)
+        dist, cache = policy_forward(params, obs)
+        table.append((f"{_kind(gaussian)} policy: x^T F x one forward pass vs explicit", "()",
+                      float(rel_error(fisher_quadratic(dist, cache, x, params), x @ F_explicit @ x))))
+    return table
 
 
-def surrogate_checks(rng):
-    """The losses the algorithms descend: REINFORCE's (PG.4), A2C's (AC.3) in theta and in phi."""
-    from rlref.algos import a2c, reinforce
-    rows = []
+def loss_checks(rng):
+    """The losses the algorithms descend, each through rlref's (loss, grad, aux) contract:
+    REINFORCE (PG.4), A2C (AC.3) in theta and in phi, TRPO's surrogate (TRPO.1-2) away from
+    theta_old, PPO's clipped (PPO.1-2) and penalty (PPO.3) objectives at the distribution's own
+    parameters and through the network, PPO's joint loss (PPO.6), and the value losses (V.1),
+    (PPO.5), at points at least 1e-3 away from every kink (flat regions are tested for exact zeros)."""
+    table = []
     for gaussian in (False, True):
-        kind = "Gaussian" if gaussian else "Categorical"
-        policy, obs = _policy(rng, gaussian, N=8)
-        actions = policy_forward(policy, obs)[0].sample(rng)
-        A_hat, R_hat = rng.standard_normal(8), rng.standard_normal(8)
-        rows.append((f"REINFORCE loss (PG.4), {kind}", f"P={flatten(policy).size}",
-                     _error(lambda p: reinforce.loss_and_grads(p, obs, actions, A_hat)[0],
-                            lambda p: reinforce.loss_and_grads(p, obs, actions, A_hat)[1], policy)))
-        value = init_mlp([obs.shape[1], 4, 1], rng, out_gain=1.0)
-        config = a2c.Config(ent_coef=0.3, vf_coef=0.7)
-        a2c_loss = lambda p, v: a2c.loss_and_grads(p, v, obs, actions, A_hat, R_hat, config)
-        rows.append((f"A2C loss (AC.3) d/dtheta, with entropy, {kind}", f"P={flatten(policy).size}",
-                     _error(lambda p: a2c_loss(p, value)[0], lambda p: a2c_loss(p, value)[2], policy)))
-        rows.append((f"A2C loss (AC.3) d/dphi (value term), {kind}", f"P={flatten(value).size}",
-                     _error(lambda v: a2c_loss(policy, v)[0], lambda v: a2c_loss(policy, v)[3], value)))
-    return rows
-
-
-def trpo_checks(rng):
-    """TRPO (rlref/algos/trpo.py): the importance-ratio surrogate's gradient (TRPO.2) away from
-    theta_old, and the matrix-free (TRPO.6) and finite-difference (TRPO.7) Fisher-vector products
-    against the explicit F v."""
-    from rlref.algos import trpo
-    rows = []
-    for gaussian in (False, True):
-        kind = "Gaussian" if gaussian else "Categorical"
-        policy, obs = _policy(rng, gaussian, N=8)
-        actions = policy_forward(policy, obs)[0].sample(rng)
-        A_hat = rng.standard_normal(8)
-        theta_old = flatten(policy) + 0.1 * rng.standard_normal(flatten(policy).size)
-        logp_old = policy_forward(unflatten(theta_old, policy), obs)[0].logp(actions)   # ratio != 1
-        L = lambda p: trpo.surrogate(p, obs, actions, A_hat, logp_old)[0]
-        g = lambda p: unflatten(trpo.surrogate_and_grad(p, obs, actions, A_hat, logp_old)[1], p)
-        rows.append((f"TRPO surrogate (TRPO.1) d/dtheta, {kind}", f"P={flatten(policy).size}",
-                     _error(L, g, policy)))
-        v = rng.standard_normal(flatten(policy).size)
-        Fv = exact_fisher(policy, obs) @ v
-        rows.append((f"TRPO F v matrix-free (TRPO.6) vs explicit, {kind}", f"P={v.size}",
-                     float(rel_error(trpo.fisher_vector_product(policy, obs, 0.0)(v), Fv).max())))
-        rows.append((f"TRPO F v finite-difference (TRPO.7) vs explicit, {kind}", f"P={v.size}",
-                     float(rel_error(trpo.fisher_vector_product_fd(policy, obs, 0.0)(v), Fv).max())))
-    return rows
-
-
-def ppo_checks(rng):
-    """PPO's clipped (PPO.1-2) and penalty (PPO.3) objectives and clipped value loss (PPO.5), at
-    points at least 1e-3 away from every kink (the flat regions are tested for exact zeros)."""
-    from rlref.algos import ppo
-    rows = []
-    for gaussian in (False, True):
-        kind = "Gaussian" if gaussian else "Categorical"
-        old, obs = _policy(rng, gaussian, N=12)
-        dist_old = policy_forward(old, obs)[0]
-        actions, A_hat = dist_old.sample(rng), rng.standard_normal(12)
-        logp_old = dist_old.logp(actions)
-        for _ in range(100):                               # a theta with no ratio near 1 +- eps
-            theta = unflatten(flatten(old) + 0.3 * rng.standard_normal(flatten(old).size), old)
-            ratio = np.exp(policy_forward(theta, obs)[0].logp(actions) - logp_old)
-            if np.min(np.abs(ratio[:, None] - [0.8, 1.2])) > 1e-3:
-                break
-        for objective in ("clip", "penalty"):
-            config = ppo.Config(objective=objective, ent_coef=0.1, kl_target=1e-4)   # hinge active
-            f = lambda p: ppo.policy_loss_and_grad(policy_forward(p, obs)[0], dist_old, actions, logp_old,
-                                                   A_hat, config, 0.5)[0]
-
-            def g(p):
-                dist, cache = policy_forward(p, obs)
-                return policy_backward(ppo.policy_loss_and_grad(dist, dist_old, actions, logp_old, A_hat,
-                                                                config, 0.5)[1], cache)
-            rows.append((f"PPO {objective} objective with entropy (PPO.{1 if objective == 'clip' else 3}), {kind}",
-                         f"P={flatten(theta).size}", _error(f, g, theta)))
+        table += _algorithm_loss_entries(rng, gaussian) + _ppo_entries(rng, gaussian)
     V_old, R_hat = rng.standard_normal(20), rng.standard_normal(20)
     v = V_old + np.where(rng.random(20) < 0.5, 1, -1) * rng.uniform(0.05, 0.5, 20)   # |v - V_old| != 0.2
     v = np.where(np.abs(np.abs(v - V_old) - 0.2) < 1e-3, v + 0.01, v)
-    config = ppo.Config(clip_value=True)
-    rows.append(("PPO clipped value loss (PPO.5)", str(v.shape),
-                 _error(lambda x: ppo.value_loss_and_grad(x, V_old, R_hat, config)[0],
-                        lambda x: ppo.value_loss_and_grad(x, V_old, R_hat, config)[1], v)))
-    return rows
+    table.append(_loss_entry("value loss (V.1)", str(v.shape), lambda x: value_loss_and_grad(x, R_hat), v))
+    table.append(_loss_entry("PPO clipped value loss (PPO.5)", str(v.shape),
+                             lambda x: value_loss_and_grad(x, R_hat, V_old, 0.2), v))
+    return table
 
 
-def npg_checks(rng):
-    """NPG (rlref/algos/npg.py): the per-sample score matrix (NPG.4) through a random projection
-    w^T score = d(w . logp)/dtheta, and the exact Fisher Z^T Z (NPG.3) against the Hessian of the
-    mean KL at theta_old (finite differences of its analytic gradient)."""
-    from rlref.algos import npg
-    rows = []
+def _algorithm_loss_entries(rng, gaussian):
+    from rlref.algos import a2c, reinforce, trpo
+    table = []
+    if True:                                                  # one policy kind per call (closures)
+        kind = _kind(gaussian)
+        policy, obs = _policy(rng, gaussian, N=8)
+        actions = policy_forward(policy, obs)[0].sample(rng)
+        A_hat, R_hat = rng.standard_normal(8), rng.standard_normal(8)
+        table.append(_loss_entry(f"REINFORCE loss (PG.4), {kind}", f"P={flatten(policy).size}",
+                                 lambda p: reinforce.loss_and_grad(p, obs, actions, A_hat), policy))
+        value = init_mlp([obs.shape[1], 4, 1], rng, out_gain=1.0)
+        config = a2c.Config(ent_coef=0.3, vf_coef=0.7)
+        table.append((f"A2C loss (AC.3) d/dtheta, with entropy, {kind}", f"P={flatten(policy).size}",
+                      lambda p: a2c.loss_and_grad(p, value, obs, actions, A_hat, R_hat, config)[0],
+                      lambda p: a2c.loss_and_grad(p, value, obs, actions, A_hat, R_hat, config)[1][0], policy))
+        table.append((f"A2C loss (AC.3) d/dphi (value term), {kind}", f"P={flatten(value).size}",
+                      lambda v: a2c.loss_and_grad(policy, v, obs, actions, A_hat, R_hat, config)[0],
+                      lambda v: a2c.loss_and_grad(policy, v, obs, actions, A_hat, R_hat, config)[1][1], value))
+        theta_old = flatten(policy) + 0.1 * rng.standard_normal(flatten(policy).size)
+        logp_old = policy_forward(unflatten(theta_old, policy), obs)[0].logp(actions)   # ratio != 1
+        table.append(_loss_entry(f"TRPO surrogate (TRPO.1) d/dtheta, {kind}", f"P={flatten(policy).size}",
+                                 lambda p: trpo.surrogate_and_grad(p, obs, actions, A_hat, logp_old), policy))
+    return table
+
+
+def _ppo_entries(rng, gaussian):
+    from rlref.algos import ppo
+    kind = _kind(gaussian)
+    old, obs = _policy(rng, gaussian, N=12)
+    dist_old = policy_forward(old, obs)[0]
+    actions, A_hat = dist_old.sample(rng), rng.standard_normal(12)
+    logp_old = dist_old.logp(actions)
+    for _ in range(100):                                   # a theta with no ratio near 1 +- eps
+        theta = unflatten(flatten(old) + 0.3 * rng.standard_normal(flatten(old).size), old)
+        ratio = np.exp(policy_forward(theta, obs)[0].logp(actions) - logp_old)
+        if np.min(np.abs(ratio[:, None] - [0.8, 1.2])) > 1e-3:
+            break
+    table = []
+    for objective in ("clip", "penalty"):
+        config = ppo.Config(objective=objective, ent_coef=0.1, kl_target=1e-4)   # hinge active
+        tag = "PPO.1" if objective == "clip" else "PPO.3"
+
+        def g(p, config=config):
+            dist, cache = policy_forward(p, obs)
+            return policy_backward(ppo.policy_loss_and_grad(dist, dist_old, actions, logp_old, A_hat,
+                                                            config, 0.5)[1], cache)
+        table.append((f"PPO {objective} objective with entropy ({tag}), {kind}", f"P={flatten(theta).size}",
+                      lambda p, config=config: ppo.policy_loss_and_grad(policy_forward(p, obs)[0], dist_old, actions,
+                                                                        logp_old, A_hat, config, 0.5)[0], g, theta))
+        if not gaussian:                                   # at its own level: no backprop needed
+            logits = policy_forward(theta, obs)[0].logits.copy()
+            table.append(_loss_entry(f"PPO {objective} objective d/dlogits ({tag})", str(logits.shape),
+                                     lambda z, config=config: ppo.policy_loss_and_grad(
+                                         Categorical(z), dist_old, actions, logp_old, A_hat, config, 0.5), logits))
+    value = init_mlp([obs.shape[1], 4, 1], rng, out_gain=1.0)
+    x = np.concatenate([flatten(theta), flatten(value)])
+    like = {"policy": theta, "value": value}
+    mb = {"obs": obs, "actions": actions, "logp_old": logp_old, "A_hat": A_hat,
+          "R_hat": rng.standard_normal(12), "V_old": rng.standard_normal(12), "dist_old": dist_old}
+    config = ppo.Config(ent_coef=0.1, vf_coef=0.7, normalize_adv="none")
+    table.append(_loss_entry(f"PPO joint loss (PPO.6) d/d(theta, phi), {kind}", f"P={x.size}",
+                             lambda t: ppo.minibatch_loss_and_grad(t, like, flatten(theta).size, mb, config, 0.5), x))
+    return table
+
+
+def agreement_checks(rng):
+    """The Fisher-vector products: matrix-free (POL.2, TRPO.6) and by finite differences of the
+    mean-KL gradient (TRPO.7), against the explicit Z^T Z of npg (NPG.3); Z^T Z against the
+    Hessian of the mean KL; npg's per-sample score matrix (NPG.4) through a random projection."""
+    from rlref.algos import npg, trpo
+    table = []
     for gaussian in (False, True):
-        kind = "Gaussian" if gaussian else "Categorical"
+        kind = _kind(gaussian)
+        policy, obs = _policy(rng, gaussian, N=8)
+        v = rng.standard_normal(flatten(policy).size)
+        Fv = npg.fisher_matrix(npg.fisher_factor(policy, obs, "exact")) @ v
+        table.append((f"TRPO F v matrix-free (TRPO.6) vs explicit, {kind}", f"P={v.size}",
+                      float(rel_error(trpo.fisher_vector_product(policy, obs, 0.0)(v), Fv).max())))
+        table.append((f"TRPO F v finite-difference (TRPO.7) vs explicit, {kind}", f"P={v.size}",
+                      float(rel_error(trpo.fisher_vector_product_fd(policy, obs, 0.0)(v), Fv).max())))
+    for gaussian in (False, True):
+        table += _npg_entries(rng, gaussian)
+    return table
+
+
+def _npg_entries(rng, gaussian):
+    from rlref.algos import npg
+    table = []
+    if True:                                                  # one policy kind per call (closures)
+        kind = _kind(gaussian)
         policy, obs = _policy(rng, gaussian, N=6)
         actions = policy_forward(policy, obs)[0].sample(rng)
         w = rng.standard_normal(6)                             # random projection over samples
-        rows.append((f"NPG score matrix rows (NPG.4), w^T score, {kind}", f"P={flatten(policy).size}",
-                     _error(lambda p: w @ policy_forward(p, obs)[0].logp(actions),
-                            lambda p: unflatten(w @ npg.score_matrix(p, obs, actions), p), policy)))
+        table.append((f"NPG score matrix rows (NPG.4), w^T score, {kind}", f"P={flatten(policy).size}",
+                      lambda p: w @ policy_forward(p, obs)[0].logp(actions),
+                      lambda p: unflatten(w @ npg.score_matrix(p, obs, actions), p), policy))
         theta_old = flatten(policy)
-        H = numerical_jacobian(lambda t: mean_kl_and_grad(t, theta_old, policy, obs)[1], theta_old.copy())
+        old_dist = policy_forward(policy, obs)[0]
+        H = numerical_jacobian(lambda t: mean_kl_grad(policy, old_dist, t, obs), theta_old.copy())
         F = npg.fisher_matrix(npg.fisher_factor(policy, obs, "exact"))
-        rows.append((f"NPG exact Fisher Z^T Z (NPG.3) vs Hessian of mean KL, {kind}", str(F.shape),
-                     float(rel_error(F, H).max())))
-    return rows
+        table.append((f"NPG exact Fisher Z^T Z (NPG.3) vs Hessian of mean KL, {kind}", str(F.shape),
+                      float(rel_error(F, H).max())))
+    return table
 
 
-ALL_CHECKS = [mlp_checks, categorical_checks, gaussian_checks, policy_score_checks, fisher_checks,
-              surrogate_checks, trpo_checks, ppo_checks, npg_checks]
+ALL_CHECKS = [mlp_checks, categorical_checks, gaussian_checks, policy_checks, loss_checks, agreement_checks]
 
 
 def run_checks(seed=0, checks=None):
@@ -291,7 +313,9 @@ def run_checks(seed=0, checks=None):
     rng = np.random.default_rng(seed)
     rows = []
     for check in (checks or ALL_CHECKS):
-        rows += [(q, s, e, bool(e <= TOL)) for q, s, e in check(rng)]
+        for quantity, shape, *rest in check(rng):
+            error = _error(*rest) if len(rest) == 3 else rest[0]     # (f, grad_f, x) or a measured error
+            rows.append((quantity, shape, error, bool(error <= TOL)))
     return rows
 
 

@@ -4,31 +4,37 @@
     evaluate DIR [--episodes 20]
     plot DIR [DIR ...] -o figures/NAME.png
     gradcheck [--seed S]
+
+Errors: a named rlref error (ConfigError, UnsupportedSpaceError, NonFiniteError, CheckpointError,
+...) is printed as one line, "error: ConfigError: gamma must be in [0.0, 1.0], got 1.5", with exit
+code 2; --debug shows its traceback instead. Any other exception keeps its traceback.
 """
 import argparse
 import json
 import os
 import sys
 
-from rlref.errors import ConfigError
+from rlref.algos import ALGOS
+from rlref.errors import ConfigError, RlrefError
 
 
 def cmd_train(args):
     from rlref.config import parse_value
     from rlref.train import algo_module, train
     module = algo_module(args.algo)
-    env = args.env or module.Config.env
-    # An algorithm may keep per-env settings (PRESETS, like RL-Zoo's tables); --set overrides them.
-    overrides = dict(getattr(module, "PRESETS", {}).get(env, {}))
+    settings = {}
     for item in args.set:
         key, sep, text = item.partition("=")
         if not sep:
             raise ConfigError(f"--set takes key=value, got {item!r}")
-        overrides[key.strip()] = parse_value(module.Config, key.strip(), text.strip())
+        settings[key.strip()] = parse_value(module.Config, key.strip(), text.strip())
     for key in ("env", "seed", "total_steps"):
         if getattr(args, key) is not None:
-            overrides[key] = getattr(args, key)
-    config = module.Config(**overrides)                     # validates before any env exists
+            settings[key] = getattr(args, key)
+    # An algorithm may keep per-env settings (PRESETS, like RL-Zoo's tables), chosen by the env
+    # that will run (--env, or --set env=...); --set and the flags override them.
+    env = settings.get("env", module.Config.env)
+    config = module.Config(**{**getattr(module, "PRESETS", {}).get(env, {}), **settings})   # validates
     out = args.out or os.path.join("runs", f"{args.algo}-{config.env}-s{config.seed}")
     summary = train(args.algo, config, out, quiet=args.quiet)
     solved = summary["solved_at_steps"]
@@ -43,7 +49,8 @@ def cmd_train(args):
 def cmd_evaluate(args):
     from rlref import checkpoint
     from rlref.rollout import check_spaces, make_envs
-    from rlref.train import _seed_from, algo_module, evaluate, generators, normalizer_parts
+    from rlref.rollout import normalizer_parts
+    from rlref.train import _seed_from, algo_module, evaluate, generators
     meta = checkpoint.load_meta(args.dir)
     module = algo_module(meta["algorithm"])
     config = module.Config(**meta["config"])
@@ -80,9 +87,11 @@ def cmd_gradcheck(args):
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m rlref", description="rlref: policy gradients in NumPy",
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the traceback of an rlref error")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("train", help="train an agent and write a run directory")
-    p.add_argument("algo", help="reinforce or a2c")
+    p = sub.add_parser("train", help="train an agent and write a run directory", parents=[common])
+    p.add_argument("algo", choices=ALGOS, help="the algorithm: " + ", ".join(ALGOS))
     p.add_argument("--env", default=None, help="gymnasium id (default: the algorithm's, CartPole-v1)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--total-steps", dest="total_steps", type=int, default=None)
@@ -91,16 +100,16 @@ def build_parser():
                    help="override a field of the algorithm's Config (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no per-iteration output")
     p.set_defaults(func=cmd_train)
-    p = sub.add_parser("evaluate", help="deterministic evaluation of a saved run")
+    p = sub.add_parser("evaluate", help="deterministic evaluation of a saved run", parents=[common])
     p.add_argument("dir")
     p.add_argument("--episodes", type=int, default=None)
     p.set_defaults(func=cmd_evaluate)
-    p = sub.add_parser("plot", help="learning curves of run directories")
+    p = sub.add_parser("plot", help="learning curves of run directories", parents=[common])
     p.add_argument("dirs", nargs="+")
     p.add_argument("-o", required=True, help="output image, e.g. figures/cartpole.png")
     p.add_argument("--title", default=None)
     p.set_defaults(func=cmd_plot)
-    p = sub.add_parser("gradcheck", help="check every hand-derived gradient against finite differences")
+    p = sub.add_parser("gradcheck", help="check every hand-derived gradient against finite differences", parents=[common])
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     p.set_defaults(func=cmd_gradcheck)
     return parser
@@ -110,8 +119,10 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except RlrefError as err:
+        if args.debug:
+            raise
+        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
         return 2
 
 

@@ -24,6 +24,11 @@ the D independent coordinates:
 
 Derivatives of the KL are taken with respect to the *second* argument, `other`: rlref always
 measures KL(pi_old || pi_theta) and differentiates in theta.
+
+Checks at the boundary: the constructors and the methods that take actions validate their inputs
+(finite float64 parameters, actions of the right shape and range), because a student calls them
+with arrays of their own. rlref's own hot loops pass ``check=False`` for arrays that its own code
+just produced from validated inputs (a network's output, actions it sampled itself).
 """
 import numpy as np
 
@@ -35,10 +40,11 @@ LOG_2PI = np.log(2.0 * np.pi)
 class Categorical:
     """N categorical distributions over A actions, from logits (N, A)."""
 
-    def __init__(self, logits):
-        logits = require_array("logits", logits, ndim=2)
-        if logits.shape[1] < 1:
-            raise ValueError(f"logits must have at least one action column, got shape {logits.shape}")
+    def __init__(self, logits, check=True):
+        if check:
+            logits = require_array("logits", logits, ndim=2)
+            if logits.shape[1] < 1:
+                raise ValueError(f"logits must have at least one action column, got shape {logits.shape}")
         self.logits = logits                                            # (N, A)
         shifted = logits - logits.max(axis=1, keepdims=True)            # max subtracted: no overflow
         self.logp_all = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # (N, A)
@@ -53,13 +59,19 @@ class Categorical:
             raise ValueError(f"actions must be in [0, {A - 1}], got values in [{a.min()}, {a.max()}]")
         return a
 
-    def logp(self, a):
-        a = self._check_actions(a)
+    def take(self, idx):
+        """The distributions of the samples idx (an index array or a slice)."""
+        return Categorical(self.logits[idx], check=False)
+
+    def logp(self, a, check=True):
+        if check:
+            a = self._check_actions(a)
         return self.logp_all[np.arange(len(a)), a]                      # (N,)
 
-    def dlogp(self, a):
+    def dlogp(self, a, check=True):
         """Score in the logits: onehot(a) - p.  (DIST.1)"""
-        a = self._check_actions(a)
+        if check:
+            a = self._check_actions(a)
         dlogits = -self.probs                                            # (N, A)
         dlogits[np.arange(len(a)), a] += 1.0
         return dlogits
@@ -109,12 +121,13 @@ class Categorical:
 class DiagGaussian:
     """N diagonal Gaussians over D dims: mean (N, D), log_std (D,) shared or (N, D) per sample."""
 
-    def __init__(self, mean, log_std):
-        mean = require_array("mean", mean, ndim=2)
-        log_std = require_array("log_std", log_std)
-        if log_std.shape not in ((mean.shape[1],), mean.shape):
-            raise ValueError(f"log_std must have shape ({mean.shape[1]},) or {mean.shape} to match "
-                             f"mean of shape {mean.shape}, got {log_std.shape}")
+    def __init__(self, mean, log_std, check=True):
+        if check:
+            mean = require_array("mean", mean, ndim=2)
+            log_std = require_array("log_std", log_std)
+            if log_std.shape not in ((mean.shape[1],), mean.shape):
+                raise ValueError(f"log_std must have shape ({mean.shape[1]},) or {mean.shape} to match "
+                                 f"mean of shape {mean.shape}, got {log_std.shape}")
         self.mean = mean                                                  # (N, D)
         self.log_std = np.broadcast_to(log_std, mean.shape)               # (N, D), read-only view
         self.std = np.exp(self.log_std)                                   # (N, D)
@@ -126,14 +139,20 @@ class DiagGaussian:
             raise ValueError(f"actions must have shape {self.mean.shape}, got {a.shape}")
         return a
 
-    def logp(self, a):
-        a = self._check_actions(a)
+    def take(self, idx):
+        """The distributions of the samples idx (an index array or a slice)."""
+        return DiagGaussian(self.mean[idx], self.log_std[idx], check=False)
+
+    def logp(self, a, check=True):
+        if check:
+            a = self._check_actions(a)
         z = (a - self.mean) / self.std                                    # (N, D)
         return (-0.5 * z * z - self.log_std - 0.5 * LOG_2PI).sum(axis=1)  # (N,)
 
-    def dlogp(self, a):
+    def dlogp(self, a, check=True):
         """Score (dmean, dlog_std), each (N, D).  (DIST.5)"""
-        a = self._check_actions(a)
+        if check:
+            a = self._check_actions(a)
         diff = a - self.mean                                              # (N, D)
         return diff / self.var, diff * diff / self.var - 1.0
 

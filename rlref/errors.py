@@ -6,26 +6,31 @@ works for code that does not know rlref.
 """
 
 
-class ConfigError(ValueError):
+class RlrefError(Exception):
+    """The base of every named rlref error: the command line prints these as one line (the
+    class name and the message, exit code 2) instead of a traceback."""
+
+
+class ConfigError(RlrefError, ValueError):
     """A hyperparameter or argument is out of range or of the wrong type."""
 
 
-class UnsupportedSpaceError(TypeError):
+class UnsupportedSpaceError(RlrefError, TypeError):
     """An action or observation space rlref does not handle (with a hint of what to do)."""
 
 
-class NonFiniteError(FloatingPointError):
+class NonFiniteError(RlrefError, FloatingPointError):
     """NaN or inf where only finite numbers are allowed: from an env, or produced by an update.
 
     When an update raises it, the parameters are left exactly as they were before the update.
     """
 
 
-class CheckpointError(ValueError):
+class CheckpointError(RlrefError, ValueError):
     """A checkpoint is missing, corrupt, or does not match what is being loaded."""
 
 
-class GradientCheckError(AssertionError):
+class GradientCheckError(RlrefError, AssertionError):
     """An analytic gradient disagrees with finite differences beyond the tolerance."""
 
 
@@ -61,6 +66,13 @@ def require_float(name, value, low=None, high=None, low_open=False, high_open=Fa
         interval = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
         raise ConfigError(f"{name} must be in {interval}, got {value}")
     return float(value)
+
+
+def require_choice(name, value, allowed):
+    """One of the allowed values (compared with ==); returns it."""
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
+    return value
 
 
 def require_array(name, x, ndim=None, shape=None, error=ValueError):

@@ -39,7 +39,7 @@ from rlref.distributions import Categorical
 from rlref.errors import ConfigError, require_array, require_float, require_int
 
 VARIANTS = ("total", "reward_to_go")
-BASELINES = (None, "mean", "value")
+BASELINES = ("none", "mean", "value")   # spelled as rlref.algos.reinforce spells them
 
 
 class TabularMDP:
@@ -266,12 +266,12 @@ def rewards_to_go(episodes, gamma):
 
 # ------------------------------------------------------------------------------ REINFORCE
 
-def reinforce_estimates(mdp, theta, episodes, variant, discount_weights=True, baseline=None):
+def reinforce_estimates(mdp, theta, episodes, variant, discount_weights=True, baseline="none"):
     """One REINFORCE estimate of grad J per episode, shape (K, S, A); their mean estimates (MDP.6).
 
     variant "total" is (MDP.9); "reward_to_go" is (MDP.10), or (MDP.12) with discount_weights=False
     (the practical estimator, biased for J when gamma < 1; "total" has no gamma^t to drop).
-    baseline (MDP.11): None; "value", b_t = V(s_t) exactly from (MDP.3); or "mean", a constant per
+    baseline (MDP.11): "none"; "value", b_t = V(s_t) exactly from (MDP.3); or "mean", a constant per
     episode: the average of the returns it is subtracted from (G_0 or G_t) over all steps of the
     *other* episodes. Leave-one-out keeps the estimator exactly unbiased: a mean that included
     episode k's own return would correlate with its score and bias the mean by O(1/K).
@@ -304,7 +304,7 @@ def reinforce_estimates(mdp, theta, episodes, variant, discount_weights=True, ba
 
 def _baseline(mdp, probs, episodes, G, baseline):
     """b_t of every step, shape (N,) (or 0.0 for no baseline).  (MDP.11)"""
-    if baseline is None:
+    if baseline == "none":
         return 0.0
     if baseline == "value":
         V, _ = exact_values(mdp, probs)                                   # (S,)

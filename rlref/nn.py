@@ -110,21 +110,30 @@ def act_grad(h, activation):
     return np.ones_like(h)
 
 
-def mlp_forward(params, x, activation=None):
-    """out, cache = mlp_forward(params, x): x (N, D) -> out (N, K).  (MLP.1)"""
-    activation = _check_activation(activation or getattr(params, "activation", "tanh"))
-    L = n_layers(params)
+def check_input(params, x):
+    """x as a finite float64 (N, D) array with D the input size of params; ValueError otherwise."""
     x = require_array("x", x, ndim=2)
     if x.shape[1] != params["W1"].shape[0]:
         raise ValueError(f"x must have shape (N, {params['W1'].shape[0]}) for W1 of shape "
                          f"{params['W1'].shape}, got {x.shape}")
+    return x
+
+
+def mlp_forward(params, x, activation=None, check=True):
+    """out, cache = mlp_forward(params, x): x (N, D) -> out (N, K).  (MLP.1)
+
+    check=False skips the input checks (rlref's own loops, whose inputs were checked on entry)."""
+    activation = activation or getattr(params, "activation", "tanh")
+    if check:
+        _check_activation(activation)
+        x = check_input(params, x)
     hs = [x]                                          # hs[k] = h_k, the input of layer k+1
+    L = n_layers(params)
     for k in range(1, L + 1):
         z = hs[-1] @ params[f"W{k}"] + params[f"b{k}"]    # (N, H_k)   (MLP.1)
         hs.append(_act(z, activation) if k < L else z)
     out = hs.pop()                                    # (N, K); hs now holds h_0 .. h_{L-1}
-    cache = {"params": params, "hs": hs, "activation": activation, "out_shape": out.shape}
-    return out, cache
+    return out, {"params": params, "hs": hs, "activation": activation}
 
 
 def mlp_backward(dout, cache, need_dx=True):
@@ -135,9 +144,10 @@ def mlp_backward(dout, cache, need_dx=True):
     """
     params, hs, activation = cache["params"], cache["hs"], cache["activation"]
     dz = np.asarray(dout, dtype=np.float64)
-    if dz.shape != cache["out_shape"]:
-        raise ValueError(f"dout must have the shape of out, {cache['out_shape']}, got {dz.shape}")
     L = len(hs)
+    if dz.shape != (hs[0].shape[0], params[f"W{L}"].shape[1]):
+        raise ValueError(f"dout must have the shape of out, {(hs[0].shape[0], params[f'W{L}'].shape[1])}, "
+                         f"got {dz.shape}")
     grads = {}
     for k in range(L, 0, -1):
         h_prev = hs[k - 1]                                # (N, H_{k-1})

@@ -21,6 +21,10 @@ eps = 1e-8 that bound is lr * |m_hat| / 1e-8, so PPO implementations often use e
 
 Global-norm clipping (Pascanu et al. 2013): if ||g|| > max_norm, g <- g * max_norm / ||g||, where
 ||g|| is the Euclidean norm of all gradients together.                             (OPT.3)
+
+Hyperparameters and gradients are checked when a caller passes them; rlref's training loops,
+whose settings were validated once in their Config and whose gradients come from their own
+backward passes, pass check=False. A step that would produce NaN or inf parameters always raises.
 """
 import numpy as np
 
@@ -46,11 +50,12 @@ def sgd_init(theta):
     return {"velocity": np.zeros_like(theta)}
 
 
-def sgd_step(theta, grad, state, lr, momentum=0.0):
+def sgd_step(theta, grad, state, lr, momentum=0.0, check=True):
     """theta, state = sgd_step(theta, grad, state, lr, momentum).  (OPT.1)"""
-    lr = require_float("lr", lr, low=0.0, low_open=True)
-    momentum = require_float("momentum", momentum, low=0.0, high=1.0, high_open=True)
-    _check_step_inputs(theta, grad)
+    if check:
+        lr = require_float("lr", lr, low=0.0, low_open=True)
+        momentum = require_float("momentum", momentum, low=0.0, high=1.0, high_open=True)
+        _check_step_inputs(theta, grad)
     velocity = momentum * state["velocity"] + grad                  # (P,)   (OPT.1)
     theta_new = _commit(theta - lr * velocity, "SGD")
     return theta_new, {"velocity": velocity}
@@ -60,13 +65,14 @@ def adam_init(theta):
     return {"m": np.zeros_like(theta), "v": np.zeros_like(theta), "t": 0}
 
 
-def adam_step(theta, grad, state, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+def adam_step(theta, grad, state, lr, beta1=0.9, beta2=0.999, eps=1e-8, check=True):
     """theta, state = adam_step(theta, grad, state, lr, ...).  (OPT.2)"""
-    lr = require_float("lr", lr, low=0.0, low_open=True)
-    beta1 = require_float("beta1", beta1, low=0.0, high=1.0, high_open=True)
-    beta2 = require_float("beta2", beta2, low=0.0, high=1.0, high_open=True)
-    eps = require_float("eps", eps, low=0.0, low_open=True)
-    _check_step_inputs(theta, grad)
+    if check:
+        lr = require_float("lr", lr, low=0.0, low_open=True)
+        beta1 = require_float("beta1", beta1, low=0.0, high=1.0, high_open=True)
+        beta2 = require_float("beta2", beta2, low=0.0, high=1.0, high_open=True)
+        eps = require_float("eps", eps, low=0.0, low_open=True)
+        _check_step_inputs(theta, grad)
     t = int(state["t"]) + 1
     m = beta1 * state["m"] + (1.0 - beta1) * grad                   # (P,) first moment
     v = beta2 * state["v"] + (1.0 - beta2) * grad * grad            # (P,) second moment
@@ -76,9 +82,11 @@ def adam_step(theta, grad, state, lr, beta1=0.9, beta2=0.999, eps=1e-8):
     return theta_new, {"m": m, "v": v, "t": t}
 
 
-def clip_grad_norm(grad, max_norm):
-    """(clipped grad, norm before clipping). grad: a flat array or a dict of arrays.  (OPT.3)"""
-    max_norm = require_float("max_norm", max_norm, low=0.0, low_open=True)
+def clip_grad_norm(grad, max_norm, check=True):
+    """(clipped grad, norm before clipping). grad: a flat array or a dict of arrays.  (OPT.3)
+    A non-finite gradient always raises: its norm is not finite."""
+    if check:
+        max_norm = require_float("max_norm", max_norm, low=0.0, low_open=True)
     parts = list(grad.values()) if isinstance(grad, dict) else [grad]
     norm = float(np.sqrt(sum(float(np.sum(p * p)) for p in parts)))
     if not np.isfinite(norm):

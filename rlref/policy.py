@@ -11,11 +11,20 @@ the weights. With J_i = d(distribution parameters of sample i) / d theta,
     d/dtheta mean_i l_i = (1/N) sum_i J_i^T (dl_i / d dist_i)                    (POL.1)
 
 so, for example, the score of sample i is J_i^T dlogp_i. Forward mode gives J_i v (``policy_jvp``).
+
+The Fisher matrix of the policy (the Hessian of the mean KL at theta_old) is J^T M J, with M_i the
+Fisher of the distribution in its own parameters (DIST.4, DIST.8). Its product with a vector needs
+no P x P matrix: one forward-mode pass, one product with M_i, one backward pass:
+
+    F v = (1/N) sum_i J_i^T (M_i (J_i v)) + damping v                             (POL.2)
+    grad KLbar(theta) = (1/N) sum_i J_i^T dKL(pi_old,i || pi_theta,i) / d dist_i    (POL.3)
+
+NPG, TRPO and the gradient checks all use these two.
 """
 import numpy as np
 
 from rlref.distributions import Categorical, DiagGaussian
-from rlref.nn import init_mlp, mlp_backward, mlp_forward, mlp_jvp
+from rlref.nn import flatten, init_mlp, mlp_backward, mlp_forward, mlp_jvp, unflatten
 
 
 def init_policy(sizes, rng, gaussian=False, activation="tanh", out_gain=0.01, log_std=0.0,
@@ -35,12 +44,15 @@ def is_gaussian(params):
     return "log_std" in params
 
 
-def policy_forward(params, obs):
-    """dist, cache = policy_forward(params, obs): obs (N, D) -> a distribution over N actions."""
-    out, cache = mlp_forward(params, obs)                           # (N, A)
+def policy_forward(params, obs, check=True):
+    """dist, cache = policy_forward(params, obs): obs (N, D) -> a distribution over N actions.
+
+    obs is checked (finite float64, the network's input size) unless check=False; the network's
+    output needs no check."""
+    out, cache = mlp_forward(params, obs, check=check)              # (N, A)
     if is_gaussian(params):
-        return DiagGaussian(out, params["log_std"]), cache
-    return Categorical(out), cache
+        return DiagGaussian(out, params["log_std"], check=False), cache
+    return Categorical(out, check=False), cache
 
 
 def policy_backward(ddist, cache):
@@ -78,3 +90,38 @@ def add(ddist, other):
     if isinstance(ddist, tuple):
         return tuple(a + b for a, b in zip(ddist, other))
     return ddist + other
+
+
+def fisher_vector_product(policy, obs, damping=0.0):
+    """v -> F v + damping v (POL.2), matrix-free: one forward pass now, then per product one
+    forward-mode pass (J_i v) and one reverse-mode pass (J_i^T ...). v and F v are flat (P,)."""
+    dist, cache = policy_forward(policy, obs)
+    N = obs.shape[0]
+
+    def fvp(v):
+        _, MJv = _fisher_forward(dist, cache, v, policy)
+        return flatten(policy_backward(MJv, cache)) / N + damping * v   # (P,)   (POL.2)
+    return fvp
+
+
+def _fisher_forward(dist, cache, v, like):
+    """The forward half of (POL.2): J_i v by forward mode, then M_i J_i v."""
+    Jv = policy_jvp(unflatten(v, like, copy=False), cache)          # J_i v, (N, A) or a pair
+    return Jv, dist.fisher_product(Jv)                              # M_i J_i v
+
+
+def fisher_quadratic(dist, cache, x, like):
+    """x^T F x (no damping) = mean_i (J_i x)^T M_i (J_i x) of (POL.2), by one forward-mode pass and
+    no backward pass; dist and cache from policy_forward(like, obs)."""
+    Jx, MJx = _fisher_forward(dist, cache, x, like)
+    if isinstance(Jx, tuple):
+        return float(sum((a * b).sum() for a, b in zip(Jx, MJx)) / Jx[0].shape[0])
+    return float((Jx * MJx).sum() / Jx.shape[0])
+
+
+def mean_kl_grad(policy, old_dist, theta, obs):
+    """grad KLbar(theta) (POL.3), flat (P,): dKL(old || new) / d new from (DIST.3, DIST.7), then
+    backprop; theta is the flat parameter vector of the new policy, shaped like `policy`."""
+    new_dist, cache = policy_forward(unflatten(theta, policy, copy=False), obs)
+    N = obs.shape[0]
+    return flatten(policy_backward(scale_rows(old_dist.dkl(new_dist), np.full(N, 1.0 / N)), cache))

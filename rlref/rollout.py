@@ -27,6 +27,9 @@ from rlref.errors import ConfigError, NonFiniteError, UnsupportedSpaceError
 from rlref.normalize import normalize_obs, rms_init, rms_update, scale_rewards
 from rlref.policy import policy_forward
 
+# NOTE on checks: observations and rewards enter rlref here, so this is where they are checked
+# (finite, float64); the policy's forward pass inside the loop then runs with check=False.
+
 
 def make_envs(env_id, num_envs):
     """E copies of env_id: the env's own NumPy-vectorized form where it has one, else "sync"."""
@@ -95,17 +98,35 @@ def start(envs, seed, normalize_obs=False, scale_reward=False, gamma=0.99, obs_c
         collector.obs_rms = stats.get("obs_rms") or rms_init(obs_dim)
     if scale_reward:
         collector.ret_rms, collector.disc_return = stats.get("ret_rms") or rms_init(1), np.zeros(E)
-    collector.obs = _observe(collector, _finite_obs(raw, step=0, what="reset observation"))
+    collector.obs, collector.obs_rms = _observe(collector.obs_rms, _finite_obs(raw, step=0, what="reset observation"),
+                                                collector.obs_clip)
     return collector
 
 
-def _observe(collector, raw):
-    """What the policy sees of a raw observation (E, D): itself, or normalized (NORM.2) after
-    merging it into the running statistics."""
-    if collector.obs_rms is None:
-        return raw
-    collector.obs_rms = rms_update(collector.obs_rms, raw)
-    return normalize_obs(collector.obs_rms, raw, collector.obs_clip)
+def start_collector(envs, config, seed, stats=None):
+    """start() with a training config's settings (normalization, reward scaling, gamma, clip)."""
+    return start(envs, seed, normalize_obs=config.normalize_obs, scale_reward=config.scale_reward,
+                 gamma=config.gamma, obs_clip=config.obs_clip, stats=stats)
+
+
+def normalizer_parts(config, obs_dim, collector=None):
+    """The normalization statistics as checkpoint parts: the collector's, or fresh ones shaped
+    like them (a template for loading)."""
+    parts = {}
+    if config.normalize_obs:
+        parts["obs_rms"] = collector.obs_rms if collector else rms_init(obs_dim)
+    if config.scale_reward:
+        parts["ret_rms"] = collector.ret_rms if collector else rms_init(1)
+    return parts
+
+
+def _observe(obs_rms, raw, obs_clip):
+    """(what the policy sees of a raw observation (E, D), the new statistics): raw itself, or
+    normalized (NORM.2) after merging raw into the running statistics obs_rms."""
+    if obs_rms is None:
+        return raw, None
+    obs_rms = rms_update(obs_rms, raw)
+    return normalize_obs(obs_rms, raw, obs_clip), obs_rms
 
 
 def _finite_obs(obs, step, what="observation"):
@@ -157,14 +178,15 @@ def collect(collector, params, T, rng, stop_when_all_done=False):
     finished = np.zeros(E, bool)                              # for stop_when_all_done
     for t in range(T):
         obs[t] = collector.obs
-        dist, _ = policy_forward(params, collector.obs)
+        dist, _ = policy_forward(params, collector.obs, check=False)
         a = dist.sample(rng)                                  # (E,) or (E, A)
-        logps[t] = dist.logp(a)
+        logps[t] = dist.logp(a, check=False)
         actions.append(a)
         next_obs, raw_rewards[t], term[t], trunc[t], _ = envs.step(
             a if collector.bounds is None else np.clip(a, *collector.bounds))
         collector.calls += 1
-        collector.obs = _observe(collector, _finite_obs(next_obs, collector.calls))
+        collector.obs, collector.obs_rms = _observe(collector.obs_rms, _finite_obs(next_obs, collector.calls),
+                                                    collector.obs_clip)
         if stop_when_all_done:                                # an episode begun here has ended
             finished |= ~(first_reset if t == 0 else term[t - 1] | trunc[t - 1]) & (term[t] | trunc[t])
             if finished.all():
@@ -178,9 +200,12 @@ def collect(collector, params, T, rng, stop_when_all_done=False):
     terminated, truncated = valid & term, valid & trunc
     collector.autoreset = term[-1] | trunc[-1]
     collector.total_steps += int(valid.sum())
-    returns, lengths = _finished_episodes(collector, raw_rewards, valid, terminated | truncated)
-    rewards = raw_rewards if collector.ret_rms is None else np.stack(
-        [_scaled(collector, raw_rewards[t], valid[t], terminated[t] | truncated[t]) for t in range(T)])
+    returns, lengths, collector.ep_return, collector.ep_length = _finished_episodes(
+        collector.ep_return, collector.ep_length, raw_rewards, valid, terminated | truncated)
+    rewards = raw_rewards
+    if collector.ret_rms is not None:
+        rewards, collector.disc_return, collector.ret_rms = _scaled(
+            collector.ret_rms, collector.disc_return, raw_rewards, valid, terminated | truncated, collector.gamma)
     return Batch(obs[:T + 1], np.stack(actions), logps[:T], rewards, terminated.astype(np.float64),
                  truncated.astype(np.float64), valid, returns, lengths)
 
@@ -202,26 +227,28 @@ def _check_rewards(rewards, first_call):
                              f"(counting calls to step since the first reset); only finite values are allowed")
 
 
-def _finished_episodes(collector, rewards, valid, dones):
+def _finished_episodes(ep_return, ep_length, rewards, valid, dones):
     """Returns and lengths of the episodes that ended in this rollout (in order of their last
-    step, then env), carrying unfinished ones over in the collector."""
-    cum_r = collector.ep_return + np.cumsum(rewards, axis=0)      # (T, E) return since episode start
-    cum_n = collector.ep_length + np.cumsum(valid, axis=0)        # (T, E)
+    step, then env), and the return and length (E,) of each env's unfinished episode so far;
+    ep_return and ep_length are those at the start of the rollout."""
+    cum_r = ep_return + np.cumsum(rewards, axis=0)                # (T, E) return since episode start
+    cum_n = ep_length + np.cumsum(valid, axis=0)                  # (T, E)
     returns, lengths = [], []
     base_r, base_n = np.zeros(rewards.shape[1]), np.zeros(rewards.shape[1], np.int64)
     for t, e in np.argwhere(dones):                               # row-major: by step, then env
         returns.append(float(cum_r[t, e] - base_r[e]))
         lengths.append(int(cum_n[t, e] - base_n[e]))
         base_r[e], base_n[e] = cum_r[t, e], cum_n[t, e]
-    collector.ep_return, collector.ep_length = cum_r[-1] - base_r, cum_n[-1] - base_n
-    return returns, lengths
+    return returns, lengths, cum_r[-1] - base_r, cum_n[-1] - base_n
 
 
-def _scaled(collector, r, valid, done):
-    """Rewards divided by the running std of the discounted return (NORM.3), valid steps only."""
-    out = np.zeros_like(r)
-    if not valid.any():
-        return out
-    out[valid], collector.disc_return[valid], collector.ret_rms = scale_rewards(
-        collector.ret_rms, collector.disc_return[valid], r[valid], done[valid], collector.gamma)
-    return out
+def _scaled(ret_rms, disc_return, rewards, valid, dones, gamma):
+    """Rewards (T, E) divided by the running std of the discounted return (NORM.3), step by step
+    and valid steps only. Returns (scaled rewards, new disc_return (E,), new ret_rms)."""
+    out, disc_return = np.zeros_like(rewards), disc_return.copy()
+    for t in range(rewards.shape[0]):
+        v = valid[t]
+        if v.any():
+            out[t, v], disc_return[v], ret_rms = scale_rewards(ret_rms, disc_return[v], rewards[t, v],
+                                                               dones[t, v], gamma)
+    return out, disc_return, ret_rms

@@ -4,7 +4,7 @@ An algorithm module provides ``Config`` (a TrainConfig dataclass), ``ROLLOUT`` (
 of E envs per iteration; "episodes": E whole episodes), ``init_agent(config, obs_dim, act_dim,
 gaussian, rng)`` and ``update(agent, batch, config, rng, progress) -> (agent, diagnostics)``, where
 progress in [0, 1) is the fraction of the step budget already used (for annealing). This file does
-the rest: generators, envs, the loop, the run directory (DESIGN.md), evaluation.
+the rest: generators, envs, the loop, the run directory (README.md, "Run directories"), evaluation.
 
 Randomness: one ``np.random.SeedSequence(seed)`` spawns named generators ("init", "act",
 "update", "env", "eval"); nothing touches NumPy's global generator. Training envs are reset with
@@ -24,20 +24,19 @@ import gymnasium as gym
 import numpy as np
 
 from rlref import __version__, checkpoint
-from rlref.errors import ConfigError, NonFiniteError
-from rlref.normalize import normalize_obs, rms_init
+from rlref.algos import ALGOS
+from rlref.errors import NonFiniteError, require_choice
+from rlref.normalize import normalize_obs
 from rlref.policy import policy_forward
-from rlref.rollout import check_spaces, collect, make_envs, start
+from rlref.rollout import check_spaces, collect, make_envs, normalizer_parts, start_collector
 
-ALGOS = ("reinforce", "a2c", "npg", "trpo", "ppo")
 SOLVED = {"Pendulum-v1": -200.0}          # envs whose spec has no reward_threshold (the peer's value)
 WINDOW = 20                               # return_mean: mean of the last 20 finished episodes
 STREAMS = ("init", "act", "update", "env", "eval")
 
 
 def algo_module(name):
-    if name not in ALGOS:
-        raise ConfigError(f"algorithm must be one of {ALGOS}, got {name!r}")
+    require_choice("algorithm", name, ALGOS)
     return importlib.import_module(f"rlref.algos.{name}")
 
 
@@ -111,23 +110,6 @@ def _finite_agent(agent):
                                      f"the parameters before the update were kept")
 
 
-def normalizer_parts(config, obs_dim, collector=None):
-    """The normalization statistics as checkpoint parts: the collector's, or fresh ones shaped
-    like them (a template for loading)."""
-    parts = {}
-    if config.normalize_obs:
-        parts["obs_rms"] = collector.obs_rms if collector else rms_init(obs_dim)
-    if config.scale_reward:
-        parts["ret_rms"] = collector.ret_rms if collector else rms_init(1)
-    return parts
-
-
-def start_collector(envs, config, rngs, stats=None):
-    return start(envs, _seed_from(rngs["env"]), normalize_obs=config.normalize_obs,
-                 scale_reward=config.scale_reward, gamma=getattr(config, "gamma", 0.99),
-                 obs_clip=config.obs_clip, stats=stats)
-
-
 def _meta(algo, config, counters, rngs):
     return {"algorithm": algo, "config": config.to_dict(), "counters": counters,
             "rng_states": {k: g.bit_generator.state for k, g in rngs.items()},
@@ -150,13 +132,14 @@ def train(algo, config, out_dir, quiet=False):
     n_iters = -(-config.total_steps // (config.num_envs * T))          # an estimate, for the bar
     threshold = solved_threshold(config.env)
     log, window = RunLog(out_dir, n_iters, quiet), deque(maxlen=WINDOW)
-    collector = start_collector(envs, config, rngs)
+    collector = start_collector(envs, config, _seed_from(rngs["env"]))
     steps, episodes, iteration, solved = 0, 0, 0, None
     t0 = time.perf_counter()
     try:
         while steps < config.total_steps:
             if module.ROLLOUT == "episodes" and iteration > 0:         # fresh episodes every time
-                collector = start_collector(envs, config, rngs, stats=normalizer_parts(config, obs_dim, collector))
+                collector = start_collector(envs, config, _seed_from(rngs["env"]),
+                                            stats=normalizer_parts(config, obs_dim, collector))
             batch = collect(collector, agent["policy"], T, rngs["act"],
                             stop_when_all_done=module.ROLLOUT == "episodes")
             progress = steps / config.total_steps                     # budget used before this batch

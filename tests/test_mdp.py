@@ -176,8 +176,8 @@ def loop_estimate(probs, states, actions, psi, b, weights):
 
 
 @pytest.mark.parametrize("variant, discount_weights, baseline", [
-    ("total", True, None), ("total", True, "mean"), ("total", True, "value"),
-    ("reward_to_go", True, None), ("reward_to_go", False, None), ("reward_to_go", True, "mean"),
+    ("total", True, "none"), ("total", True, "mean"), ("total", True, "value"),
+    ("reward_to_go", True, "none"), ("reward_to_go", False, "none"), ("reward_to_go", True, "mean"),
     ("reward_to_go", True, "value"), ("reward_to_go", False, "value")])
 def test_estimates_against_loops(variant, discount_weights, baseline, rng):
     mdp = random_mdp(3, 3, rng, gamma=0.7, p_terminate=0.25)
@@ -225,8 +225,8 @@ def batch():
 
 
 @pytest.mark.parametrize("variant, baseline", [
-    ("total", None), ("total", "mean"), ("total", "value"),
-    ("reward_to_go", None), ("reward_to_go", "mean"), ("reward_to_go", "value")])
+    ("total", "none"), ("total", "mean"), ("total", "value"),
+    ("reward_to_go", "none"), ("reward_to_go", "mean"), ("reward_to_go", "value")])
 def test_reinforce_mean_matches_exact_gradient(variant, baseline, batch):
     mdp, theta, episodes = batch
     g = exact_grad_J(mdp, theta)
@@ -240,7 +240,7 @@ def test_reinforce_mean_matches_exact_gradient(variant, baseline, batch):
 def test_negative_control_practical_estimator_fails(batch):
     """Without gamma^t (MDP.12) the mean misses grad J of the discounted objective (gamma = 0.8)."""
     mdp, theta, episodes = batch
-    for baseline in (None, "value"):
+    for baseline in ("none", "value"):
         estimates = reinforce_estimates(mdp, theta, episodes, "reward_to_go", discount_weights=False,
                                         baseline=baseline)
         stat, df, _ = chi2_statistic(estimates, exact_grad_J(mdp, theta))
@@ -251,7 +251,7 @@ def test_baselines_lower_the_variance(batch):
     mdp, theta, episodes = batch
     trace = {name: np.cov(reinforce_estimates(mdp, theta, episodes, v, baseline=b)
                           .reshape(len(episodes), -1), rowvar=False).trace()
-             for name, v, b in [("total", "total", None), ("reward_to_go", "reward_to_go", None),
+             for name, v, b in [("total", "total", "none"), ("reward_to_go", "reward_to_go", "none"),
                                 ("value", "reward_to_go", "value")]}
     assert trace["reward_to_go"] < 0.5 * trace["total"], trace            # measured ~0.17
     assert trace["value"] < 0.5 * trace["reward_to_go"], trace            # measured ~0.13

@@ -16,7 +16,8 @@ import pytest
 
 from rlref import nn
 from rlref.algos import npg
-from rlref.checks import exact_fisher, mean_kl_and_grad, npg_checks, run_checks
+from rlref.checks import agreement_checks, matrix_free_fisher, run_checks
+from rlref.policy import mean_kl_grad
 from rlref.distributions import Categorical
 from rlref.errors import ConfigError
 from rlref.gradcheck import numerical_jacobian, rel_error
@@ -74,9 +75,10 @@ def check_fisher_is_kl_hessian():
         policy, obs, _ = small_policy(rng, gaussian)
         theta_old = flatten(policy)
         F = npg.fisher_matrix(npg.fisher_factor(policy, obs, "exact"))
-        H = numerical_jacobian(lambda t: mean_kl_and_grad(t, theta_old, policy, obs)[1], theta_old.copy())
+        old_dist = policy_forward(policy, obs)[0]
+        H = numerical_jacobian(lambda t: mean_kl_grad(policy, old_dist, t, obs), theta_old.copy())
         assert rel_error(F, H).max() < 1e-6, (gaussian, rel_error(F, H).max())
-        assert np.abs(F - exact_fisher(policy, obs)).max() < 1e-13 * max(1.0, np.abs(F).max())
+        assert np.abs(F - matrix_free_fisher(policy, obs)).max() < 1e-13 * max(1.0, np.abs(F).max())
 
 
 def check_fisher_symmetric_psd():
@@ -201,7 +203,7 @@ def check_quadratic_model():
     for gaussian in KINDS:
         policy, obs, a = small_policy(rng, gaussian, N=60)
         A_hat = rng.standard_normal(60)
-        F = exact_fisher(policy, obs)
+        F = matrix_free_fisher(policy, obs)
         for kind in npg.FISHERS:
             for damping in (1e-2, 0.3):
                 config = npg.Config(fisher=kind, damping=damping, max_kl=0.01)
@@ -330,11 +332,9 @@ def test_property(name):
 
 # ------------------------------------------------------------------ each check can fail
 
-def _wrong_nn():
-    """rlref.nn as npg sees it, with tanh' = 1 - h instead of 1 - h^2 (rlref.nn itself untouched)."""
-    wrong = types.SimpleNamespace(**{k: getattr(nn, k) for k in dir(nn) if not k.startswith("__")})
-    wrong.act_grad = lambda h, act: 1.0 - h if act == "tanh" else nn.act_grad(h, act)
-    return wrong
+def _wrong_act_grad(h, act):
+    """tanh' = 1 - h instead of 1 - h^2, as npg's per-sample backprop sees it (rlref.nn untouched)."""
+    return 1.0 - h if act == "tanh" else nn.act_grad(h, act)
 
 
 def _scaled(f, factor):
@@ -365,7 +365,7 @@ def _log_kl_zero(natural_step):
 
 PLANTED = {      # bug: (the check that must catch it, the plant)
     "per-sample backprop with tanh' = 1 - h": (
-        "check_score_rows", lambda mp: mp.setattr(npg, "nn", _wrong_nn())),
+        "check_score_rows", lambda mp: mp.setattr(npg, "act_grad", _wrong_act_grad)),
     "logit Fisher diag(p) without - p p^T": (
         "check_fisher_is_kl_hessian", _wrap("_categorical_root", lambda f: _diag_without_outer_product)),
     "the same bug, seen by the convergence test": (
@@ -448,11 +448,11 @@ def test_npg_learns_cartpole_on_unseen_seeds(tmp_path):
 
 
 def test_gradcheck_catalogue_has_npg_rows_that_catch_planted_bugs(monkeypatch):
-    rows = run_checks(0, [npg_checks])
+    rows = [r for r in run_checks(0, [agreement_checks]) if r[0].startswith("NPG")]
     assert len(rows) == 4 and all(passed for *_, passed in rows), rows
     for bug, caught_by in (("per-sample backprop with tanh' = 1 - h", "NPG score matrix rows"),
                            ("logit-Fisher factor 0.1 % too large", "NPG exact Fisher")):
         PLANTED[bug][1](monkeypatch)
-        failed = [q for q, _, _, passed in run_checks(0, [npg_checks]) if not passed]
+        failed = [q for q, _, _, passed in run_checks(0, [agreement_checks]) if not passed]
         assert any(q.startswith(caught_by) for q in failed), (bug, failed)
         monkeypatch.undo()

@@ -9,6 +9,7 @@ from rlref.errors import ConfigError
 from rlref.gradcheck import check_grad
 from rlref.nn import flatten, unflatten
 from rlref.policy import init_policy, policy_backward, policy_forward
+from rlref.value import value_loss_and_grad
 
 EPS = 0.2
 
@@ -62,10 +63,10 @@ def test_clipped_samples_have_exactly_zero_gradient(gaussian, rng):
     binds = ((ratio > 1 + EPS) & (A > 0)) | ((ratio < 1 - EPS) & (A < 0))
     assert binds.sum() >= 3 and (~binds).sum() >= 3
     for i in np.flatnonzero(binds):
-        f, g = loss_fn(config, obs[i:i + 1], actions[i:i + 1], A[i:i + 1], ppo._slice(dist_old, [i]))
+        f, g = loss_fn(config, obs[i:i + 1], actions[i:i + 1], A[i:i + 1], dist_old.take([i]))
         assert all(not np.any(v) for v in g(theta).values())
     for i in np.flatnonzero(~binds)[:3]:
-        f, g = loss_fn(config, obs[i:i + 1], actions[i:i + 1], A[i:i + 1], ppo._slice(dist_old, [i]))
+        f, g = loss_fn(config, obs[i:i + 1], actions[i:i + 1], A[i:i + 1], dist_old.take([i]))
         assert any(np.any(v) for v in g(theta).values())
 
 
@@ -90,11 +91,27 @@ def test_clipped_objective_is_a_lower_bound(rng):
 
 
 def test_beta_rule_at_its_boundaries():
-    t = 0.01
-    assert ppo.adapt_beta(1.0, t / 1.5, t) == 1.0 and ppo.adapt_beta(1.0, 1.5 * t, t) == 1.0
-    assert ppo.adapt_beta(1.0, np.nextafter(t / 1.5, 0), t) == 0.5
-    assert ppo.adapt_beta(1.0, np.nextafter(1.5 * t, 1), t) == 2.0
-    assert ppo.adapt_beta(3.0, t, t) == 3.0
+    config = ppo.Config(kl_target=0.01)
+    t = config.kl_target
+    assert ppo.adapt_beta(1.0, t / 1.5, config) == 1.0 and ppo.adapt_beta(1.0, 1.5 * t, config) == 1.0
+    assert ppo.adapt_beta(1.0, np.nextafter(t / 1.5, 0), config) == 0.5
+    assert ppo.adapt_beta(1.0, np.nextafter(1.5 * t, 1), config) == 2.0
+    assert ppo.adapt_beta(3.0, t, config) == 3.0
+
+
+def test_beta_stays_in_its_band():
+    config = ppo.Config(kl_target=0.01, beta_min=1e-3, beta_max=10.0)
+    beta = 1.0
+    for _ in range(40):                                  # the KL far below target, again and again
+        beta = ppo.adapt_beta(beta, 0.0, config)
+    assert beta == 1e-3
+    assert ppo.adapt_beta(1.5e-3, 0.0, config) == 1e-3 and ppo.adapt_beta(8.0, 1.0, config) == 10.0
+    beta = ppo.adapt_beta(beta, 1.0, config)             # one doubling from the floor
+    assert beta == 2e-3
+    with pytest.raises(ConfigError, match="beta must be in"):
+        ppo.Config(beta=1e-5)
+    with pytest.raises(ConfigError, match="beta_max must be in"):
+        ppo.Config(beta_min=1.0, beta_max=0.5)
 
 
 def test_value_loss_clipped_and_unclipped(rng):
@@ -102,16 +119,15 @@ def test_value_loss_clipped_and_unclipped(rng):
     V_old, R = rng.standard_normal(N), rng.standard_normal(N)
     v = V_old + 0.6 * rng.standard_normal(N)
     v = np.where(np.abs(np.abs(v - V_old) - EPS) < 1e-3, v + 0.01, v)     # away from the kink
-    config = ppo.Config(clip_eps=EPS, clip_value=True)
-    loss, dv = ppo.value_loss_and_grad(v, V_old, R, config)
+    loss, dv, _ = value_loss_and_grad(v, R, V_old, EPS)
     by_hand = np.mean([max((vi - ri) ** 2, (vo + min(max(vi - vo, -EPS), EPS) - ri) ** 2)
                        for vi, vo, ri in zip(v, V_old, R)])
     assert abs(loss - by_hand) < 1e-14
-    assert check_grad(lambda x: ppo.value_loss_and_grad(x, V_old, R, config)[0],
-                      lambda x: ppo.value_loss_and_grad(x, V_old, R, config)[1], v) < 1e-7
+    assert check_grad(lambda x: value_loss_and_grad(x, R, V_old, EPS)[0],
+                      lambda x: value_loss_and_grad(x, R, V_old, EPS)[1], v) < 1e-7
     flat = (np.abs(v - V_old) > EPS) & ((V_old + np.clip(v - V_old, -EPS, EPS) - R) ** 2 > (v - R) ** 2)
     assert flat.any() and np.all(dv[flat] == 0.0)
-    plain, dplain = ppo.value_loss_and_grad(v, V_old, R, ppo.Config())
+    plain, dplain, _ = value_loss_and_grad(v, R)
     assert plain == np.mean((v - R) ** 2) and np.allclose(dplain, 2 * (v - R) / N)
 
 
@@ -130,7 +146,7 @@ def test_value_clipping_compares_with_values_stored_at_collection(rng, monkeypat
     V_collect = batch.flat(value_forward(agent["value"], batch.obs)[:-1])
     seen = []
     original = ppo.value_loss_and_grad
-    monkeypatch.setattr(ppo, "value_loss_and_grad", lambda v, V_old, R, c: (seen.append(V_old), original(v, V_old, R, c))[1])
+    monkeypatch.setattr(ppo, "value_loss_and_grad", lambda v, R, V_old, eps: (seen.append(V_old), original(v, R, V_old, eps))[1])
     ppo.update(agent, batch, config, np.random.default_rng(0))
     assert len(seen) == 3 * (len(V_collect) // 32)
     per_epoch = np.array_split(np.array(seen, dtype=object), 3)
@@ -168,13 +184,14 @@ def test_update_diagnostics_and_beta_state(rng):
     for key in ("kl", "kl_k1", "kl_k3", "clip_frac", "entropy", "explained_var", "beta"):
         assert np.isfinite(diag[key])
     assert diag["kl"] >= 0 and diag["kl_k3"] >= 0
-    assert float(new["state"]["beta"]) == ppo.adapt_beta(1.0, diag["kl"], config.kl_target)
+    assert float(new["state"]["beta"]) == ppo.adapt_beta(1.0, diag["kl"], config)
 
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(clip_eps=0.0), "clip_eps"), (dict(minibatch_size=10_000), "minibatch_size must be at most"),
     (dict(epochs=True), "epochs must be an integer"), (dict(objective="trust"), "objective"),
-    (dict(normalize_adv="epoch"), "normalize_adv"), (dict(target_kl=-1.0), "target_kl"),
+    (dict(normalize_adv="epoch"), "normalize_adv"), (dict(early_stop_kl=-1.0), "early_stop_kl"),
+    (dict(target_kl=0.01), "'target_kl' was renamed: use 'early_stop_kl'"),
     (dict(kl_target=0.0), "kl_target"), (dict(lr=0.0), "lr"), (dict(gamma=1.01), "gamma")])
 def test_bad_config(kwargs, match):
     with pytest.raises(ConfigError, match=match):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rlref.algos import trpo
-from rlref.checks import exact_fisher, run_checks, trpo_checks
+from rlref.checks import agreement_checks, loss_checks, matrix_free_fisher, run_checks
 from rlref.errors import ConfigError, NonFiniteError
 from rlref.gradcheck import check_grad, numerical_grad
 from rlref.nn import flatten, unflatten
@@ -43,7 +43,7 @@ def mean_kl(policy_old, policy_new, obs):
 @pytest.mark.parametrize("gaussian", [False, True])
 def test_three_fisher_products_agree(rng, gaussian):
     policy, obs, _, _ = problem(rng, gaussian, N=16)
-    F = exact_fisher(policy, obs)                                          # explicit (P, P)
+    F = matrix_free_fisher(policy, obs)                                          # explicit (P, P)
     assert np.allclose(F, F.T, rtol=0, atol=1e-14) and np.linalg.eigvalsh(F).min() > -1e-12
     for _ in range(3):
         v = rng.standard_normal(F.shape[0])
@@ -63,7 +63,7 @@ def test_fisher_product_on_a_subsample_is_the_subsample_fisher(rng):
     _, info = trpo.trpo_step(policy, obs, actions, A_hat, config, np.random.default_rng(7))
     sub = trpo.fisher_subsample(40, 0.25, np.random.default_rng(7))
     assert len(sub) == 10 and len(set(sub.tolist())) == 10
-    F_sub = exact_fisher(policy, obs[sub]) + 0.05 * np.eye(info["g"].size)
+    F_sub = matrix_free_fisher(policy, obs[sub]) + 0.05 * np.eye(info["g"].size)
     assert np.allclose(info["x"], np.linalg.solve(F_sub, info["g"]), rtol=1e-8, atol=1e-10)
 
 
@@ -106,7 +106,7 @@ def test_cg_raises_on_non_positive_curvature(rng):
         trpo.conjugate_gradient(lambda p: A @ p, Q[:, 3] + 0.1 * Q[:, 0], max_iters=20)
     # a singular Fisher (one sample: rank <= A - 1 = 1) without damping, along its null space
     policy, obs, _, _ = problem(rng, False, N=1)
-    F = exact_fisher(policy, obs)
+    F = matrix_free_fisher(policy, obs)
     null = np.linalg.eigh(F)[1][:, 0]
     with pytest.raises(np.linalg.LinAlgError, match="use damping > 0"):
         trpo.conjugate_gradient(trpo.fisher_vector_product(policy, obs, 0.0), null)
@@ -122,7 +122,7 @@ def test_cg_raises_on_non_positive_curvature(rng):
 def test_step_scaling_quadratic_model_equals_max_kl(rng, gaussian):
     policy, obs, actions, A_hat = problem(rng, gaussian)
     damping = 1e-3
-    F = exact_fisher(policy, obs)                                          # undamped (P, P)
+    F = matrix_free_fisher(policy, obs)                                          # undamped (P, P)
     F_damped = F + damping * np.eye(F.shape[0])
     errors = []
     for max_kl in (1e-2, 1e-6, 1e-8, 1e-10):
@@ -174,7 +174,7 @@ def test_line_search_rejects_and_restores_theta_old():
                      lambda th: (1.0, 0.0),            # equal is not an improvement
                      lambda th: (5.0, 1.0)):           # improves but always breaks the KL bound
         theta, frac, trials, L, kl = trpo.line_search(theta_old, step, 1.0, evaluate, max_kl=0.01,
-                                                      ratio=0.5, max_backtracks=4)
+                                                      backtrack_coef=0.5, max_backtracks=4)
         assert theta is theta_old and frac == 0.0 and L == 1.0 and kl == 0.0
         assert [t[0] for t in trials] == [1.0, 0.5, 0.25, 0.125]
     # the first fraction that satisfies both conditions is accepted, the KL is measured there
@@ -206,7 +206,7 @@ def test_non_finite_advantages_raise_before_anything_changes(rng):
     policy, obs, actions, A_hat = problem(rng, False)
     A_hat[3] = np.nan
     before = flatten(policy).copy()
-    with pytest.raises(NonFiniteError, match="parameters were not changed"):
+    with pytest.raises(NonFiniteError, match=r"A_hat must be finite, but A_hat\[3\] = nan"):
         trpo.trpo_step(policy, obs, actions, A_hat, trpo.Config(), rng)
     assert np.array_equal(flatten(policy), before)
 
@@ -219,18 +219,19 @@ def test_surrogate_gradient_against_finite_differences(rng, gaussian):
     old = unflatten(flatten(policy) + 0.2 * rng.standard_normal(flatten(policy).size), policy)
     logp_old = policy_forward(old, obs)[0].logp(actions)                   # ratio != 1
     L = lambda p: trpo.surrogate(p, obs, actions, A_hat, logp_old)[0]
-    g = lambda p: unflatten(trpo.surrogate_and_grad(p, obs, actions, A_hat, logp_old)[1], p)
+    g = lambda p: trpo.surrogate_and_grad(p, obs, actions, A_hat, logp_old)[1]
     assert check_grad(L, g, policy) < 1e-8
     # at theta_old the surrogate's gradient is the policy gradient (1/N) sum_i score_i A_hat_i
     dist = policy_forward(policy, obs)[0]
-    L0, g0 = trpo.surrogate_and_grad(policy, obs, actions, A_hat, dist.logp(actions))
+    L0, g0, _ = trpo.surrogate_and_grad(policy, obs, actions, A_hat, dist.logp(actions))
+    g0 = flatten(g0)
     assert L0 == pytest.approx(np.mean(A_hat), abs=1e-15)
     reinforce = lambda p: np.mean(policy_forward(p, obs)[0].logp(actions) * A_hat)
     assert np.allclose(g0, flatten(numerical_grad(reinforce, policy)), atol=1e-8)
 
 
 def test_gradcheck_catalogue_has_trpo_rows():
-    rows = run_checks(checks=[trpo_checks])
+    rows = [r for r in run_checks(checks=[loss_checks, agreement_checks]) if r[0].startswith("TRPO")]
     assert len(rows) == 6 and all(passed for *_, passed in rows)
     assert all(error < 1e-12 for name, _, error, _ in rows if "matrix-free" in name)
 
@@ -256,7 +257,7 @@ def test_update_on_a_cartpole_batch(rng):
     obs = batch.flat(batch.obs[:-1])
     assert diag["kl"] == mean_kl(agent["policy"], new_agent["policy"], obs) and 0 < diag["kl"] <= 0.01
     assert diag["surrogate_gain"] > 0 and diag["cg_residual"] < 1.0
-    assert new_agent["opt_v"]["t"] == config.vf_epochs * -(-len(obs) // config.vf_minibatch)
+    assert new_agent["opt_v"]["t"] == config.v_epochs * -(-len(obs) // config.v_minibatch)
     # the same update with the same generator is bitwise the same
     again, diag2 = trpo.update(agent, batch, config, np.random.default_rng(1))
     assert diag2 == diag and all(np.array_equal(again["policy"][k], new_agent["policy"][k]) for k in again["policy"])
@@ -293,7 +294,7 @@ def test_variants_for_notebook_03(rng):
     new, plain = trpo.trpo_step(policy, obs, actions, A_hat,
                                 trpo.Config(**base, direction="vanilla", lr=0.5, line_search="none"), rng)
     assert np.array_equal(plain["full_step"], 0.5 * plain["g"]) and np.array_equal(plain["x"], plain["g"])
-    F = exact_fisher(policy, obs) + 0.01 * np.eye(plain["g"].size)
+    F = matrix_free_fisher(policy, obs) + 0.01 * np.eye(plain["g"].size)
     assert plain["kl_model"] == pytest.approx(0.5 * plain["full_step"] @ F @ plain["full_step"], rel=1e-12)
     # the finite-difference product (TRPO.7) gives the same step to its own accuracy
     config = dict(max_kl=0.01, damping=0.1, cg_iters=50, cg_tol=1e-12, fisher_frac=1.0)
@@ -310,12 +311,14 @@ def test_variants_for_notebook_03(rng):
     (dict(damping=-1e-3), r"damping must be in \[0.0, inf\)"),
     (dict(cg_iters=True), "cg_iters must be an integer, got True of type bool"),
     (dict(cg_iters=0), r"cg_iters must be an integer in \[1, inf\], got 0"), (dict(cg_iters=2.0), "cg_iters"),
-    (dict(backtrack_ratio=0.0), r"backtrack_ratio must be in \(0.0, 1.0\)"),
-    (dict(backtrack_ratio=1.0), "backtrack_ratio"), (dict(backtrack_ratio=1.5), "backtrack_ratio"),
+    (dict(backtrack_coef=0.0), r"backtrack_coef must be in \(0.0, 1.0\)"),
+    (dict(backtrack_coef=1.0), "backtrack_coef"), (dict(backtrack_coef=1.5), "backtrack_coef"),
+    (dict(backtrack_ratio=0.5), "'backtrack_ratio' was renamed: use 'backtrack_coef'"),
+    (dict(vf_lr=0.1), "'vf_lr' was renamed: use 'lr_v'"),
     (dict(max_backtracks=0), "max_backtracks"), (dict(fisher_frac=0.0), "fisher_frac"),
     (dict(fisher_frac=1.5), "fisher_frac"), (dict(line_search="kl_only"), "line_search must be one of"),
     (dict(direction="newton"), "direction must be one of"), (dict(fvp="autodiff"), "fvp must be one of"),
-    (dict(lr=0.0), "lr"), (dict(vf_epochs=0), "vf_epochs"), (dict(cg_tol=-1.0), "cg_tol"),
+    (dict(lr=0.0), "lr"), (dict(v_epochs=0), "v_epochs"), (dict(cg_tol=-1.0), "cg_tol"),
     (dict(gamma=1.1), "gamma"), (dict(lam=-0.5), "lam")])
 def test_bad_config_raises_at_construction(setting, match):
     with pytest.raises(ConfigError, match=match):

@@ -1,7 +1,7 @@
 """Synchronous advantage actor-critic (A2C), as in the Deep RL Bootcamp's lab 4.
 
-Derived in ``notebooks/01_policy_gradient.ipynb`` from ../notes/001 ("Actor-Critic") and
-../notes/002 ("A2C"). E envs step together for T steps; the critic V_phi supplies the baseline and
+Derived in ``notebooks/01_policy_gradient.ipynb`` from the course notes "Actor-Critic" and
+"A2C" (notebooks/README.md lists them). E envs step together for T steps; the critic V_phi supplies the baseline and
 the bootstrap; one gradient step on the combined loss follows each rollout.
 
     A_hat_t = GAE(gamma, lam) from delta_t = r_t + gamma V(s_{t+1}) - V(s_t)   (GAE.1), (GAE.2)
@@ -17,20 +17,24 @@ One iteration:
   Step 3. Gradients of (AC.3) by manual backprop through both networks.
   Step 4. Clip the global gradient norm of (theta, phi) together (OPT.3); one Adam step (OPT.2)
           with a learning rate decayed linearly over the budget.
+
+``loss_and_grad`` follows rlref's contract for a loss and its gradient: (loss, grad, aux), here
+grad = (grads_pi, grads_v), a pair of dicts like (policy, value), and aux the loss's parts.
 """
 from dataclasses import dataclass
 
 import numpy as np
 
-from rlref.advantages import gae, n_step_returns, standardize
+from rlref.advantages import batch_samples, standardize
 from rlref.config import TrainConfig
-from rlref.errors import ConfigError, require_float, require_int
-from rlref.nn import flatten, init_mlp, mlp_backward, mlp_forward, unflatten
+from rlref.errors import require_choice, require_float, require_int
+from rlref.nn import flatten, mlp_backward, mlp_forward, unflatten
 from rlref.optim import adam_init, adam_step, clip_grad_norm
 from rlref.policy import add, init_policy, policy_backward, policy_forward, scale_rows
-from rlref.value import value_forward
+from rlref.value import init_value
 
 ROLLOUT = "steps"
+ADVANTAGES = ("gae", "nstep")
 
 # Settings per env, applied by the command line under any --set (the Config defaults are
 # CartPole's). On Pendulum-v1 plain A2C sits near -1000 for a long time: it needs normalized
@@ -49,7 +53,6 @@ class Config(TrainConfig):
     total_steps: int = 200_000       # budget (the learning rate decays to 0 over it)
     num_envs: int = 16               # E
     n_steps: int = 8                 # T: steps per env per iteration
-    gamma: float = 0.99              # discount
     advantage: str = "gae"           # "gae" (GAE.2) or "nstep" (AC.2)
     lam: float = 0.95                # GAE lambda (1.0 = the lab's bootstrapped returns)
     n: int = 5                       # n of the n-step advantage
@@ -65,9 +68,7 @@ class Config(TrainConfig):
         super().__post_init__()
         require_int("n_steps", self.n_steps, 1)
         require_int("n", self.n, 1)
-        if self.advantage not in ("gae", "nstep"):
-            raise ConfigError(f"advantage must be 'gae' or 'nstep', got {self.advantage!r}")
-        require_float("gamma", self.gamma, 0.0, 1.0)
+        require_choice("advantage", self.advantage, ADVANTAGES)
         require_float("lam", self.lam, 0.0, 1.0)
         require_float("ent_coef", self.ent_coef, 0.0)
         require_float("vf_coef", self.vf_coef, 0.0)
@@ -79,47 +80,36 @@ class Config(TrainConfig):
 def init_agent(config, obs_dim, act_dim, gaussian, rng):
     policy = init_policy([obs_dim, *config.hidden, act_dim], rng, gaussian, config.activation,
                          log_std=config.log_std_init)
-    value = init_mlp([obs_dim, *config.hidden, 1], rng, activation=config.activation, out_gain=1.0)
+    value = init_value(config, obs_dim, rng)["value"]
     return {"policy": policy, "value": value, "opt": adam_init(np.concatenate([flatten(policy), flatten(value)]))}
 
 
-def advantages(agent, batch, config):
-    """Step 2: A_hat and R_hat, each (T, E)."""
-    values = value_forward(agent["value"], batch.obs)                     # (T + 1, E)
-    if config.advantage == "gae":
-        return gae(batch.rewards, values[:-1], values[1:], batch.terminated, batch.dones,
-                   config.gamma, config.lam)                              # (GAE.2)
-    R_hat = n_step_returns(batch.rewards, values[1:], batch.terminated, batch.dones,
-                           config.gamma, config.n)                        # (AC.2)
-    return R_hat - values[:-1], R_hat
-
-
-def loss_and_grads(policy, value, obs, actions, A_hat, R_hat, config):
-    """L of (AC.3), its parts, and its gradients w.r.t. theta and phi (dicts).  Step 3."""
+def loss_and_grad(policy, value, obs, actions, A_hat, R_hat, config):
+    """L of (AC.3), its gradients (grads_pi, grads_v) w.r.t. theta and phi, and its parts.  Step 3."""
     N = len(A_hat)
-    dist, cache_pi = policy_forward(policy, obs)
-    V, cache_v = mlp_forward(value, obs)                                   # (N, 1)
+    dist, cache_pi = policy_forward(policy, obs, check=False)
+    V, cache_v = mlp_forward(value, obs, check=False)                      # (N, 1)
     err = V[:, 0] - R_hat                                                  # (N,)
-    parts = {"loss_pi": -np.mean(dist.logp(actions) * A_hat), "entropy": np.mean(dist.entropy()),
+    parts = {"loss_pi": -np.mean(dist.logp(actions, check=False) * A_hat), "entropy": np.mean(dist.entropy()),
              "loss_v": np.mean(err * err)}
     loss = parts["loss_pi"] - config.ent_coef * parts["entropy"] + config.vf_coef * parts["loss_v"]
-    ddist = add(scale_rows(dist.dlogp(actions), -A_hat / N),               # policy term
+    ddist = add(scale_rows(dist.dlogp(actions, check=False), -A_hat / N),   # policy term
                 scale_rows(dist.dentropy(), np.full(N, -config.ent_coef / N)))   # entropy term
     grads_pi = policy_backward(ddist, cache_pi)
     grads_v, _ = mlp_backward((2.0 * config.vf_coef / N) * err[:, None], cache_v, need_dx=False)
-    return float(loss), {k: float(v) for k, v in parts.items()}, grads_pi, grads_v
+    return float(loss), (grads_pi, grads_v), {k: float(v) for k, v in parts.items()}
 
 
 def update(agent, batch, config, rng, progress=0.0):
-    A_hat, R_hat = advantages(agent, batch, config)
-    obs, actions, A_hat = batch.flat(batch.obs[:-1]), batch.flat(batch.actions), batch.flat(A_hat)
+    s = batch_samples(batch, agent["value"], config.gamma, config.lam,
+                      n=config.n if config.advantage == "nstep" else None)    # Step 2 (GAE.2) / (AC.2)
+    obs, A_hat = s["obs"], s["A_hat"]
     if config.normalize_adv:
         A_hat = standardize(A_hat)            # NOTE (implementation detail): per batch
     policy, value = agent["policy"], agent["value"]
-    _, diag, grads_pi, grads_v = loss_and_grads(policy, value, obs, actions, A_hat,
-                                                batch.flat(R_hat), config)
+    _, (grads_pi, grads_v), diag = loss_and_grad(policy, value, obs, s["actions"], A_hat, s["R_hat"], config)
     grad, diag["grad_norm"] = clip_grad_norm(np.concatenate([flatten(grads_pi), flatten(grads_v)]),
-                                             config.max_grad_norm)        # Step 4 (OPT.3)
+                                             config.max_grad_norm, check=False)   # Step 4 (OPT.3)
     # NOTE (implementation detail): linear learning-rate decay (Mnih et al. 2016, A3C) keeps
     # the late updates small, so the policy that is evaluated at the end is a settled one.
     # Once CartPole is balanced, V ~ 1/(1 - gamma) everywhere and A_hat is mostly noise; Adam
@@ -128,9 +118,9 @@ def update(agent, batch, config, rng, progress=0.0):
     # are that small: 29 of 30 calibration seeds then evaluate >= 475, against 24 of 30 with 1e-5.
     lr = config.lr * (1.0 - progress) if config.anneal_lr else config.lr
     theta, opt = adam_step(np.concatenate([flatten(policy), flatten(value)]), grad, agent["opt"],
-                           lr, eps=config.adam_eps)                       # (OPT.2)
+                           lr, eps=config.adam_eps, check=False)          # (OPT.2)
     P = flatten(policy).size
     new_policy, new_value = unflatten(theta[:P], policy), unflatten(theta[P:], value)
-    old_dist, _ = policy_forward(policy, obs)
-    diag["kl"] = float(old_dist.kl(policy_forward(new_policy, obs)[0]).mean())
+    old_dist, _ = policy_forward(policy, obs, check=False)
+    diag["kl"] = float(old_dist.kl(policy_forward(new_policy, obs, check=False)[0]).mean())
     return {"policy": new_policy, "value": new_value, "opt": opt}, diag

@@ -1,8 +1,8 @@
 """Natural policy gradient (Kakade 2001) with an explicit Fisher matrix, as in Deep RL Bootcamp lab 4.
 
-Derived in ``notebooks/02_natural_gradient.ipynb`` from ../notes/002 ("Natural Policy Gradient":
-F from outer products of grad log pi, F + reg * I, step size sqrt(2 delta / g^T F^-1 g)) and
-../notes/001 (TRPO: Taylor expansion of the KL, Lagrangian dual). Notation: N valid samples
+Derived in ``notebooks/02_natural_gradient.ipynb`` from the course notes "Natural Policy Gradient"
+(F from outer products of grad log pi, F + reg * I, step size sqrt(2 delta / g^T F^-1 g)) and
+"TRPO & PPO" (Taylor expansion of the KL, Lagrangian dual); notebooks/README.md lists the notes. Notation: N valid samples
 (s_i, a_i) of one rollout, P policy parameters theta, score_i = grad_theta log pi_theta(a_i|s_i)
 (a row of ``score``, shape (N, P)), J_i = d(distribution parameters of sample i) / d theta, M_i the
 Fisher of the distribution in its own parameters (DIST.4, DIST.8), lambda = ``damping``.
@@ -12,8 +12,8 @@ Fisher of the distribution in its own parameters (DIST.4, DIST.8), lambda = ``da
         F = Hessian of the mean KL at theta_old                                         (NPG.2)
     F = (1/N) sum_i J_i^T M_i J_i                       exact Fisher (all actions)       (NPG.3)
     F = (1/N) sum_i score_i score_i^T = score^T score / N    empirical (sampled a_i)    (NPG.4)
-    max_s g^T s  s.t.  1/2 s^T F s <= max_kl   =>   s = beta x,   x = F^-1 g,
-        beta = sqrt(2 max_kl / x^T F x) = sqrt(2 max_kl / g^T x)                          (NPG.5)
+    max_s g^T s  s.t.  1/2 s^T F s <= max_kl   =>   s = step_size x,   x = F^-1 g,
+        step_size = sqrt(2 max_kl / x^T F x) = sqrt(2 max_kl / g^T x)                     (NPG.5)
     F + lambda I = L L^T (Cholesky);   L y = g,   L^T x = y                              (NPG.6)
     F = Z^T Z with Z (R, P), R < P:   x = (g - Z^T (lambda I_R + Z Z^T)^-1 Z g) / lambda  (NPG.7)
     tabular softmax, F weighted by the discounted visitation: x(s, a) = A(s, a) + c(s)     (NPG.8)
@@ -36,7 +36,7 @@ One iteration:
   Step 4. The Fisher factor Z: exact (NPG.3) or empirical (NPG.4).
   Step 5. x = (F + lambda I)^-1 g by Cholesky: on the P x P matrix (NPG.6), or on the R x R
           matrix of (NPG.7) when R < P. A matrix that is not positive definite raises ConfigError.
-  Step 6. theta <- theta_old + beta x with beta from (NPG.5), max_kl decayed linearly over the
+  Step 6. theta <- theta_old + step_size x by (NPG.5), max_kl decayed linearly over the
           budget (anneal_kl); log the exact mean KL(pi_old || pi_new) on the batch.
   Step 7. Fit V_phi to R_hat with its own Adam optimizer.
 """
@@ -44,12 +44,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlref import nn
-from rlref.advantages import gae
+from rlref.advantages import batch_samples
 from rlref.config import TrainConfig
-from rlref.errors import ConfigError, NonFiniteError, require_float, require_int
-from rlref.policy import init_policy, is_gaussian, policy_backward, policy_forward, policy_jvp, scale_rows
-from rlref.value import fit_value, init_value, value_forward
+from rlref.errors import ConfigError, require_choice, require_float, require_int
+from rlref.nn import act_grad, flatten, unflatten
+from rlref.policy import fisher_quadratic, init_policy, is_gaussian, policy_backward, policy_forward, scale_rows
+from rlref.value import fit_value, init_value
 
 ROLLOUT = "steps"
 FISHERS = ("exact", "empirical")
@@ -62,7 +62,6 @@ class Config(TrainConfig):
     hidden: tuple = (32,)            # small MLPs: P = 226 on CartPole, so F is only 226 x 226
     num_envs: int = 16               # E
     n_steps: int = 128               # T: steps per env per iteration (N = E T samples)
-    gamma: float = 0.99              # discount
     lam: float = 0.97                # GAE lambda
     fisher: str = "exact"            # "exact" (NPG.3) or "empirical" (NPG.4)
     max_kl: float = 0.01             # max_kl: the KL budget of the quadratic model (NPG.5)
@@ -74,10 +73,8 @@ class Config(TrainConfig):
     def __post_init__(self):
         super().__post_init__()
         require_int("n_steps", self.n_steps, 1)
-        require_float("gamma", self.gamma, 0.0, 1.0)
         require_float("lam", self.lam, 0.0, 1.0)
-        if self.fisher not in FISHERS:
-            raise ConfigError(f"fisher must be one of {FISHERS}, got {self.fisher!r}")
+        require_choice("fisher", self.fisher, FISHERS)
         require_float("max_kl", self.max_kl, 0.0, low_open=True)
         require_float("damping", self.damping, 0.0)
         require_float("lr_v", self.lr_v, 0.0, low_open=True)
@@ -115,7 +112,7 @@ def per_sample_grads(ddist, cache):
         np.multiply(h_prev[..., :, None], dz[..., None, :], out=dW)  # (..., N, H_{k-1}, H_k) (MLP.2)
         rows[..., b0:b1] = dz                                        # (..., N, H_k)           (MLP.2)
         if k > 1:
-            dz = (dz @ params[f"W{k}"].T) * nn.act_grad(h_prev, activation)   # (MLP.3)
+            dz = (dz @ params[f"W{k}"].T) * act_grad(h_prev, activation)   # (MLP.3)
     if dlog_std is not None:
         rows[..., slice(*blocks["log_std"])] = dlog_std              # J_i is the identity there
     return rows
@@ -149,8 +146,7 @@ def fisher_factor(policy, obs, kind="exact", actions=None, weights=None):
 
     weights (N,), nonnegative, replace the 1/N of the sample mean (default: 1/N each).
     """
-    if kind not in FISHERS:
-        raise ConfigError(f"kind must be one of {FISHERS}, got {kind!r}")
+    require_choice("kind", kind, FISHERS)
     dist, cache = policy_forward(policy, obs)
     N = obs.shape[0]
     w = np.full(N, 1.0 / N) if weights is None else np.asarray(weights, dtype=np.float64)
@@ -168,7 +164,7 @@ def fisher_factor(policy, obs, kind="exact", actions=None, weights=None):
     # Gaussian: M_i = diag(1/sigma^2, 2) (DIST.8); mean rows e_d / sigma_d, then the shared log_std.
     A = dist.mean.shape[1]
     dmean = np.eye(A)[:, None, :] * (sw[:, None] / dist.std)[None]   # (A, N, A)
-    rows = per_sample_grads((dmean, np.zeros_like(dmean)), cache).reshape(-1, nn.flatten(policy).size)
+    rows = per_sample_grads((dmean, np.zeros_like(dmean)), cache).reshape(-1, flatten(policy).size)
     log_std_rows = np.zeros((A, rows.shape[1]))                      # sum_i w_i 2 I on log_std
     log_std_rows[:, slice(*_blocks(policy)["log_std"])] = np.sqrt(2.0 * w.sum()) * np.eye(A)
     return np.concatenate([rows, log_std_rows])                      # (N A + A, P)
@@ -233,8 +229,7 @@ def natural_direction(Z, g, damping, route="auto"):
     R < P, F has rank <= R < P: singular, refused before any arithmetic.
     """
     R, P = Z.shape
-    if route not in ROUTES:
-        raise ConfigError(f"route must be one of {ROUTES}, got {route!r}")
+    require_choice("route", route, ROUTES)
     if damping == 0 and R < P:
         raise ConfigError(f"F = Z^T Z has rank at most R = {R} < P = {P} parameters, so it is singular; "
                           f"set damping > 0 (the default is 0.1) or use more samples")
@@ -248,15 +243,6 @@ def natural_direction(Z, g, damping, route="auto"):
     return cho_solve(cholesky(F, "F + damping I"), g), "fisher"      # (NPG.6)
 
 
-def fisher_quadratic(dist, cache, x, like):
-    """x^T F x with the exact F of (NPG.3), by one forward-mode pass: mean_i (J_i x)^T M_i (J_i x)."""
-    Jx = policy_jvp(nn.unflatten(x, like), cache)                    # (N, A) or pair
-    MJx = dist.fisher_product(Jx)
-    if isinstance(Jx, tuple):
-        return float(sum((a * b).sum() for a, b in zip(Jx, MJx)) / Jx[0].shape[0])
-    return float((Jx * MJx).sum() / Jx.shape[0])
-
-
 # ------------------------------------------------------------------ the update
 
 def natural_step(policy, obs, actions, A_hat, config, route="auto", max_kl=None):
@@ -264,40 +250,33 @@ def natural_step(policy, obs, actions, A_hat, config, route="auto", max_kl=None)
     max_kl = config.max_kl if max_kl is None else max_kl
     N = obs.shape[0]
     dist, cache = policy_forward(policy, obs)
-    g = nn.flatten(policy_backward(scale_rows(dist.dlogp(actions), A_hat / N), cache))   # (P,) (NPG.1)
+    g = flatten(policy_backward(scale_rows(dist.dlogp(actions), A_hat / N), cache))    # (P,) (NPG.1)
     Z = fisher_factor(policy, obs, config.fisher, actions)                             # (R, P)
-    if not np.all(np.isfinite(Z)) or not np.all(np.isfinite(g)):
-        raise NonFiniteError("the score or Fisher factor of this batch is not finite; parameters kept")
     x, route = natural_direction(Z, g, config.damping, route)                          # (NPG.6/7)
-    # NOTE (implementation detail): beta uses x^T F x with the exact F, the Hessian of the KL
-    # (NPG.2), as the lab does with its F. It equals the notes' g^T x when F is the exact
+    # NOTE (implementation detail): the step size uses x^T F x with the exact F, the Hessian of
+    # the KL (NPG.2), as the lab does with its F. It equals the notes' g^T x when F is the exact
     # Fisher and damping = 0; with damping, g^T x = x^T F x + lambda |x|^2 would make the step
     # shorter than the KL budget, and an empirical F only estimates the KL's curvature.
-    xFx = fisher_quadratic(dist, cache, x, policy)
-    beta = np.sqrt(2.0 * max_kl / xFx) if xFx > 0 else 0.0                      # (NPG.5)
-    theta = nn.flatten(policy) + beta * x
-    if not np.all(np.isfinite(theta)):
-        raise NonFiniteError("the natural step produced non-finite parameters; parameters kept")
-    new_policy = nn.unflatten(theta, policy)
+    xFx = fisher_quadratic(dist, cache, x, policy)                                     # (POL.2)
+    step_size = np.sqrt(2.0 * max_kl / xFx) if xFx > 0 else 0.0                        # (NPG.5)
+    new_policy = unflatten(flatten(policy) + step_size * x, policy)
     diag = {"kl": float(dist.kl(policy_forward(new_policy, obs)[0]).mean()),   # exact, on the batch
-            "kl_model": 0.5 * beta ** 2 * xFx, "max_kl": float(max_kl),        # 1/2 s^T F s = max_kl
-            "gTx": float(g @ x), "step_size": float(beta), "step_norm": float(beta * np.linalg.norm(x)),
+            "kl_model": 0.5 * step_size ** 2 * xFx, "max_kl": float(max_kl),   # 1/2 s^T F s = max_kl
+            "gTx": float(g @ x), "step_size": float(step_size),
+            "step_norm": float(step_size * np.linalg.norm(x)),
             "grad_norm": float(np.linalg.norm(g)), "entropy": float(dist.entropy().mean()),
             "fisher_rows": float(Z.shape[0]), "woodbury": float(route == "woodbury")}
     return new_policy, diag
 
 
 def update(agent, batch, config, rng, progress=0.0):
-    values = value_forward(agent["value"], batch.obs)                                  # (T + 1, E)
-    A_hat, R_hat = gae(batch.rewards, values[:-1], values[1:], batch.terminated, batch.dones,
-                       config.gamma, config.lam)                                       # Step 2 (GAE.2)
-    obs, actions = batch.flat(batch.obs[:-1]), batch.flat(batch.actions)
+    s = batch_samples(batch, agent["value"], config.gamma, config.lam)                 # Step 2 (GAE.2)
     # NOTE (implementation detail): a fixed KL budget moves the policy by max_kl every iteration,
     # however small the gradient; decaying it to 0 over the budget (as A2C decays its learning rate,
     # Mnih et al. 2016) lets the final policy settle.
     max_kl = config.max_kl * (1.0 - progress) if config.anneal_kl else config.max_kl
-    policy, diag = natural_step(agent["policy"], obs, actions, batch.flat(A_hat), config,
+    policy, diag = natural_step(agent["policy"], s["obs"], s["actions"], s["A_hat"], config,
                                 max_kl=max_kl)                                         # Steps 3-6
-    agent, diag["loss_v"] = fit_value({**agent, "policy": policy}, obs, batch.flat(R_hat),
+    agent, diag["loss_v"] = fit_value({**agent, "policy": policy}, s["obs"], s["R_hat"],
                                       config.lr_v, config.v_iters)                     # Step 7
     return agent, diag

@@ -1,7 +1,7 @@
 """Proximal policy optimization (Schulman et al. 2017), clipped or with an adaptive KL penalty.
 
-Derived in ``notebooks/04_ppo.ipynb`` from ../notes/001 ("PPO"), ../notes/003 (DPPO) and
-../notes/004. ratio_i = pi_theta(a_i|s_i) / pi_old(a_i|s_i) = exp(logp_i - logp_old_i);
+Derived in ``notebooks/04_ppo.ipynb`` from the course notes "TRPO & PPO", "DPPO" and "Trust
+regions" (notebooks/README.md lists them). ratio_i = pi_theta(a_i|s_i) / pi_old(a_i|s_i) = exp(logp_i - logp_old_i);
 A_hat from GAE; KL_i = KL(pi_old(.|s_i) || pi_theta(.|s_i)), always in that direction.
 
     L_clip(theta) = mean_i min(ratio_i A_i, clip(ratio_i, 1 - eps, 1 + eps) A_i)          (PPO.1)
@@ -9,7 +9,8 @@ A_hat from GAE; KL_i = KL(pi_old(.|s_i) || pi_theta(.|s_i)), always in that dire
     L_pen(theta) = mean_i ratio_i A_i - beta mean_i KL_i
                    - eta max(0, mean_i KL_i - 2 kl_target)^2       (hinge of the DPPO notes)  (PPO.3)
     after each iteration, with d = mean KL(pi_old || pi_new):
-        d < kl_target / 1.5 -> beta / 2;   d > 1.5 kl_target -> beta * 2                   (PPO.4)
+        d < kl_target / 1.5 -> beta / 2;   d > 1.5 kl_target -> beta * 2,
+        then beta is kept in [beta_min, beta_max]                                          (PPO.4)
     L_v(phi) = mean_i (V_i - R_i)^2, or with clipping against V_old stored at collection:
         mean_i max((V_i - R_i)^2, (V_old_i + clip(V_i - V_old_i, -eps_v, eps_v) - R_i)^2)  (PPO.5)
     loss = -L_policy - c_ent mean_i H_i + c_v L_v                                          (PPO.6)
@@ -17,12 +18,17 @@ A_hat from GAE; KL_i = KL(pi_old(.|s_i) || pi_theta(.|s_i)), always in that dire
 One iteration:
   Step 1. Collect T steps of E envs (the collector normalizes observations and scales rewards
           when asked), storing logp_old.
-  Step 2. V_old = V_phi(obs) once, before any update (it is what clipping compares with); GAE.
+  Step 2. V_old = V_phi(obs) once, before any update (it is what clipping compares with); GAE;
+          advantages standardized over the batch.
   Step 3. For each epoch, for each shuffled minibatch: the gradients of (PPO.6) by manual
           backprop, global-norm clipping (OPT.3), one Adam step (OPT.2) on (theta, phi).
-          Optionally stop the epochs once the k3 estimate of the KL exceeds 1.5 target_kl.
-  Step 4. Log the exact mean KL(pi_old || pi_new) over the batch, its k1 and k3 estimates, the
-          clip fraction, entropy and explained variance; adapt beta (PPO.4) for the penalty.
+          Optionally stop the epochs once the k3 estimate of the KL exceeds 1.5 early_stop_kl.
+  Step 4. The exact mean KL(pi_old || pi_new) over the batch; adapt beta (PPO.4) for the penalty.
+  Step 5. Log the KL, its k1 and k3 estimates, the clip fraction, entropy, explained variance.
+
+A loss and its gradient follow one contract everywhere in rlref: ``loss, grad, aux =
+..._loss_and_grad(...)``, loss a float, grad in the format of what is differentiated (here the
+distribution's parameters, as ``dist.dlogp`` returns them), aux a dict of by-products.
 
 Each implementation detail is a named, switchable Config field; notebooks/04_ppo.ipynb measures
 what each buys.
@@ -31,15 +37,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlref.advantages import gae, standardize
+from rlref.advantages import batch_samples, standardize
 from rlref.config import TrainConfig
-from rlref.errors import ConfigError, require_float, require_int
-from rlref.nn import flatten, init_mlp, mlp_backward, mlp_forward, unflatten
+from rlref.errors import ConfigError, require_choice, require_float, require_int
+from rlref.nn import flatten, mlp_backward, mlp_forward, unflatten
 from rlref.optim import adam_init, adam_step, clip_grad_norm
 from rlref.policy import add, init_policy, policy_backward, policy_forward, scale_rows
-from rlref.value import explained_variance, value_forward
+from rlref.value import explained_variance, init_value, value_loss_and_grad
 
 ROLLOUT = "steps"
+OBJECTIVES = ("clip", "penalty")
 ADV_NORMS = ("batch", "minibatch", "none")
 
 # Settings per env, applied by the command line under any --set (the Config defaults are
@@ -69,6 +76,8 @@ class Config(TrainConfig):
     clip_eps: float = 0.2            # epsilon of (PPO.1)
     beta: float = 1.0                # initial KL coefficient of (PPO.3)
     kl_target: float = 0.01          # d_targ of (PPO.4)
+    beta_min: float = 1e-4           # the band (PPO.4) keeps beta in, so that it can always
+    beta_max: float = 1e4            # ... recover within a few iterations (about 13 doublings)
     hinge_coef: float = 50.0         # eta of the hinge in (PPO.3); 0 disables it
     ent_coef: float = 0.005          # c_ent: a little keeps the policy from settling early on a mediocre gait
     vf_coef: float = 1.0             # c_v (with separate networks it acts through the shared clip)
@@ -78,7 +87,7 @@ class Config(TrainConfig):
     adam_eps: float = 1e-5           # Adam epsilon
     anneal_lr: bool = True           # decay lr linearly to 0 over the budget
     max_grad_norm: float = 0.5       # global-norm clip of the joint gradient
-    target_kl: float = None          # stop the epochs when k3 > 1.5 target_kl (None: never)
+    early_stop_kl: float = None      # stop the epochs when k3 > 1.5 early_stop_kl (None: never)
     pi_out_gain: float = 0.01        # orthogonal init gain of the policy's last layer
     v_out_gain: float = 1.0          # ... and of the value function's
     hidden_gain: float = 1.4142135623730951   # ... and of hidden layers (sqrt 2)
@@ -90,48 +99,50 @@ class Config(TrainConfig):
         if self.minibatch_size > self.num_envs * self.n_steps:
             raise ConfigError(f"minibatch_size must be at most the batch, num_envs * n_steps = "
                               f"{self.num_envs * self.n_steps}, got {self.minibatch_size}")
-        if self.objective not in ("clip", "penalty"):
-            raise ConfigError(f"objective must be 'clip' or 'penalty', got {self.objective!r}")
-        if self.normalize_adv not in ADV_NORMS:
-            raise ConfigError(f"normalize_adv must be one of {ADV_NORMS}, got {self.normalize_adv!r}")
-        require_float("gamma", self.gamma, 0.0, 1.0)
+        require_choice("objective", self.objective, OBJECTIVES)
+        require_choice("normalize_adv", self.normalize_adv, ADV_NORMS)
         require_float("lam", self.lam, 0.0, 1.0)
         require_float("clip_eps", self.clip_eps, 0.0, low_open=True)
-        require_float("beta", self.beta, 0.0)
         require_float("kl_target", self.kl_target, 0.0, low_open=True)
+        require_float("beta_min", self.beta_min, 0.0, low_open=True)
+        require_float("beta_max", self.beta_max, self.beta_min)
+        require_float("beta", self.beta, self.beta_min, self.beta_max)
         for name in ("hinge_coef", "ent_coef", "vf_coef"):
             require_float(name, getattr(self, name), 0.0)
         for name in ("lr", "adam_eps", "max_grad_norm", "pi_out_gain", "v_out_gain", "hidden_gain"):
             require_float(name, getattr(self, name), 0.0, low_open=True)
-        if self.target_kl is not None:
-            require_float("target_kl", self.target_kl, 0.0, low_open=True)
+        if self.early_stop_kl is not None:
+            require_float("early_stop_kl", self.early_stop_kl, 0.0, low_open=True)
 
 
 def init_agent(config, obs_dim, act_dim, gaussian, rng):
-    sizes = [obs_dim, *config.hidden]
-    policy = init_policy(sizes + [act_dim], rng, gaussian, config.activation, out_gain=config.pi_out_gain,
-                         log_std=config.log_std_init, hidden_gain=config.hidden_gain)
-    value = init_mlp(sizes + [1], rng, activation=config.activation, out_gain=config.v_out_gain,
-                     hidden_gain=config.hidden_gain)
+    policy = init_policy([obs_dim, *config.hidden, act_dim], rng, gaussian, config.activation,
+                         out_gain=config.pi_out_gain, log_std=config.log_std_init, hidden_gain=config.hidden_gain)
+    value = init_value(config, obs_dim, rng, out_gain=config.v_out_gain, hidden_gain=config.hidden_gain)["value"]
     theta = np.concatenate([flatten(policy), flatten(value)])
     return {"policy": policy, "value": value, "opt": adam_init(theta), "state": {"beta": np.array(config.beta)}}
 
 
-def adapt_beta(beta, kl, kl_target):
-    """The PPO paper's rule (PPO.4): halve beta when the KL was well below target, double it when
-    well above; the boundaries d = kl_target / 1.5 and d = 1.5 kl_target themselves leave it."""
-    if kl < kl_target / 1.5:
-        return beta / 2.0
-    if kl > 1.5 * kl_target:
-        return beta * 2.0
-    return beta
+def adapt_beta(beta, kl, config):
+    """The PPO paper's rule (PPO.4): halve beta when the KL was well below kl_target, double it
+    when well above; the boundaries d = kl_target / 1.5 and d = 1.5 kl_target themselves leave it.
+
+    NOTE (implementation detail): beta stays in [beta_min, beta_max] (the DPPO notes keep it in a
+    band): on an easy task the KL stays below target for many iterations and an unbounded beta
+    halves towards 1e-16, from where it would need fifty doublings to matter again."""
+    if kl < config.kl_target / 1.5:
+        beta = beta / 2.0
+    elif kl > 1.5 * config.kl_target:
+        beta = beta * 2.0
+    return min(max(beta, config.beta_min), config.beta_max)
 
 
 def policy_loss_and_grad(dist, dist_old, actions, logp_old, A_hat, config, beta):
-    """-L_policy (PPO.1 or PPO.3) minus the entropy bonus, and its derivative w.r.t. the
-    distribution's parameters (same format as dist.dlogp). Also returns ratio."""
+    """-L_policy (PPO.1 or PPO.3) minus the entropy bonus, its derivative w.r.t. the
+    distribution's parameters (the format of dist.dlogp), and {"ratio": r_t(theta) (N,)}."""
     N = len(A_hat)
-    ratio = np.exp(dist.logp(actions) - logp_old)                          # (N,)
+    ratio = np.exp(dist.logp(actions, check=False) - logp_old)             # (N,)
+    score = dist.dlogp(actions, check=False)
     if config.objective == "clip":
         unclipped = ratio * A_hat
         clipped = np.clip(ratio, 1.0 - config.clip_eps, 1.0 + config.clip_eps) * A_hat
@@ -139,112 +150,96 @@ def policy_loss_and_grad(dist, dist_old, actions, logp_old, A_hat, config, beta)
         # d ratio / d logp = ratio; where the clipped term is the smaller one it is constant in
         # theta and the gradient is exactly zero (at ties, inside the range, both agree).  (PPO.2)
         dL_dlogp = np.where(unclipped <= clipped, unclipped, 0.0) / N
-        ddist = scale_rows(dist.dlogp(actions), -dL_dlogp)
+        ddist = scale_rows(score, -dL_dlogp)
     else:
         kl = dist_old.kl(dist)                                             # (N,) KL(old || theta)
         excess = max(0.0, kl.mean() - 2.0 * config.kl_target)
         L = (ratio * A_hat).mean() - beta * kl.mean() - config.hinge_coef * excess ** 2   # (PPO.3)
         dL_dkl = (beta + 2.0 * config.hinge_coef * excess) / N             # per sample
-        ddist = add(scale_rows(dist.dlogp(actions), -ratio * A_hat / N),
-                    scale_rows(dist_old.dkl(dist), np.full(N, dL_dkl)))
+        ddist = add(scale_rows(score, -ratio * A_hat / N), scale_rows(dist_old.dkl(dist), np.full(N, dL_dkl)))
     if config.ent_coef:                                                    # the entropy bonus
         L = L + config.ent_coef * dist.entropy().mean()
         ddist = add(ddist, scale_rows(dist.dentropy(), np.full(N, -config.ent_coef / N)))
-    return float(-L), ddist, ratio
+    return float(-L), ddist, {"ratio": ratio}
 
 
-def value_loss_and_grad(v, V_old, R_hat, config):
-    """L_v (V.1) or its clipped form (PPO.5), and dL_v / dv, for values v (N,)."""
-    N = len(v)
-    err = v - R_hat
-    if not config.clip_value:
-        return float(np.mean(err * err)), 2.0 * err / N
-    eps = config.clip_eps
-    v_clip = V_old + np.clip(v - V_old, -eps, eps)                         # stays within eps of V_old
-    err_clip = v_clip - R_hat
-    use_clipped = err_clip * err_clip > err * err                          # the max picks it
-    inside = np.abs(v - V_old) < eps                                       # d v_clip / d v = 1 there
-    dv = np.where(use_clipped, np.where(inside, 2.0 * err_clip, 0.0), 2.0 * err) / N
-    return float(np.mean(np.maximum(err * err, err_clip * err_clip))), dv
-
-
-def minibatch_step(theta, opt, like, mb, config, beta, lr):
-    """Step 3 on one minibatch, on the flat theta = (theta_pi, phi): gradients of (PPO.6),
-    global-norm clipping, one Adam step. Returns the new theta and opt, the losses, and k3."""
-    P = sum(v.size for v in like["policy"].values())
-    policy = unflatten(theta[:P], like["policy"], copy=False)              # views, no copies
+def minibatch_loss_and_grad(theta, like, P, mb, config, beta):
+    """The loss (PPO.6) on one minibatch and its gradient in theta = (theta_pi, phi), flat, by
+    manual backprop through both networks. `like` holds the policy and value dicts that give
+    theta its shapes, P the number of policy parameters. aux: loss_pi, loss_v, and k3 (the KL
+    estimate at theta, before the step)."""
+    policy = unflatten(theta[:P], like["policy"], copy=False)              # views into theta
     value = unflatten(theta[P:], like["value"], copy=False)
-    A_hat = mb["A_hat"]
-    if config.normalize_adv == "minibatch":
-        A_hat = standardize(A_hat)
-    dist, cache_pi = policy_forward(policy, mb["obs"])
-    loss_pi, ddist, ratio = policy_loss_and_grad(dist, mb["dist_old"], mb["actions"], mb["logp_old"],
-                                                 A_hat, config, beta)
-    out, cache_v = mlp_forward(value, mb["obs"])
-    loss_v, dv = value_loss_and_grad(out[:, 0], mb["V_old"], mb["R_hat"], config)
+    A_hat = standardize(mb["A_hat"]) if config.normalize_adv == "minibatch" else mb["A_hat"]
+    dist, cache_pi = policy_forward(policy, mb["obs"], check=False)
+    loss_pi, ddist, aux = policy_loss_and_grad(dist, mb["dist_old"], mb["actions"], mb["logp_old"],
+                                               A_hat, config, beta)
+    out, cache_v = mlp_forward(value, mb["obs"], check=False)              # (N, 1)
+    loss_v, dv, _ = value_loss_and_grad(out[:, 0], mb["R_hat"], mb["V_old"],
+                                        config.clip_eps if config.clip_value else None)   # (V.1) / (PPO.5)
     grads_pi = policy_backward(ddist, cache_pi)
     grads_v, _ = mlp_backward(config.vf_coef * dv[:, None], cache_v, need_dx=False)
-    grad, _ = clip_grad_norm(np.concatenate([flatten(grads_pi), flatten(grads_v)]), config.max_grad_norm)
-    theta, opt = adam_step(theta, grad, opt, lr, eps=config.adam_eps)
-    k3 = float(np.mean((ratio - 1.0) - np.log(ratio)))                     # KL estimate before the step
-    return theta, opt, loss_pi, loss_v, k3
+    ratio = aux["ratio"]
+    k3 = float(np.mean((ratio - 1.0) - np.log(ratio)))
+    grad = np.concatenate([flatten(grads_pi), flatten(grads_v)])           # (P + P_v,)
+    return loss_pi + config.vf_coef * loss_v, grad, {"loss_pi": loss_pi, "loss_v": loss_v, "k3": k3}
 
 
-def _slice(dist, idx):
-    """The distributions of a subset of samples."""
-    if hasattr(dist, "logits"):
-        return type(dist)(dist.logits[idx])
-    return type(dist)(dist.mean[idx], dist.log_std[idx])
+def run_epochs(agent, samples, dist_old, config, rng, lr, beta, reduce=None):
+    """Step 3: `epochs` passes over shuffled minibatches; per minibatch the gradient of (PPO.6),
+    global-norm clipping (OPT.3) and one Adam step (OPT.2) on theta = (theta_pi, phi).
+
+    reduce: None, or a function that averages an array over workers (the distributed PPO's
+    Allreduce). It is applied to every gradient and every k3 before they are used, so that every
+    worker takes the same step and makes the same early-stop decision.
+    Returns (theta, opt, losses [(loss_pi, loss_v) per step], stopped)."""
+    N, P = len(samples["A_hat"]), sum(v.size for v in agent["policy"].values())
+    n_mb = max(1, N // config.minibatch_size)
+    keys = ("obs", "actions", "logp_old", "A_hat", "R_hat", "V_old")
+    theta, opt = np.concatenate([flatten(agent["policy"]), flatten(agent["value"])]), agent["opt"]
+    losses = []
+    for _ in range(config.epochs):
+        for idx in np.array_split(rng.permutation(N), n_mb):
+            mb = {k: samples[k][idx] for k in keys}
+            mb["dist_old"] = dist_old.take(idx) if config.objective == "penalty" else None
+            _, grad, aux = minibatch_loss_and_grad(theta, agent, P, mb, config, beta)
+            k3 = aux["k3"]
+            if reduce is not None:
+                grad, k3 = reduce(grad), float(reduce(np.array([k3]))[0])
+            grad, _ = clip_grad_norm(grad, config.max_grad_norm, check=False)              # (OPT.3)
+            theta, opt = adam_step(theta, grad, opt, lr, eps=config.adam_eps, check=False)  # (OPT.2)
+            losses.append((aux["loss_pi"], aux["loss_v"]))
+            if config.early_stop_kl is not None and k3 > 1.5 * config.early_stop_kl:
+                return theta, opt, losses, True
+    return theta, opt, losses, False
 
 
 def update(agent, batch, config, rng, progress=0.0):
-    obs, actions = batch.flat(batch.obs[:-1]), batch.flat(batch.actions)
-    values = value_forward(agent["value"], batch.obs)                      # (T + 1, E)   Step 2
-    A_hat, R_hat = gae(batch.rewards, values[:-1], values[1:], batch.terminated, batch.dones,
-                       config.gamma, config.lam)
-    A_hat, R_hat, V_old = batch.flat(A_hat), batch.flat(R_hat), batch.flat(values[:-1])
+    samples = batch_samples(batch, agent["value"], config.gamma, config.lam)      # Step 2 (GAE.2)
     if config.normalize_adv == "batch":
-        A_hat = standardize(A_hat)
-    dist_old, _ = policy_forward(agent["policy"], obs)
-    logp_old = batch.flat(batch.logp)
-    beta = float(agent["state"]["beta"])
+        samples["A_hat"] = standardize(samples["A_hat"])
+    dist_old, _ = policy_forward(agent["policy"], samples["obs"], check=False)
     lr = config.lr * (1.0 - progress) if config.anneal_lr else config.lr
-    N = len(A_hat)
-    n_mb = max(1, N // config.minibatch_size)
-    theta, opt = np.concatenate([flatten(agent["policy"]), flatten(agent["value"])]), agent["opt"]
-    losses, stopped = [], False
-    for _ in range(config.epochs):                                          # Step 3
-        for idx in np.array_split(rng.permutation(N), n_mb):
-            mb = {"obs": obs[idx], "actions": actions[idx], "logp_old": logp_old[idx], "A_hat": A_hat[idx],
-                  "R_hat": R_hat[idx], "V_old": V_old[idx],
-                  "dist_old": _slice(dist_old, idx) if config.objective == "penalty" else None}
-            theta, opt, loss_pi, loss_v, k3 = minibatch_step(theta, opt, agent, mb, config, beta, lr)
-            losses.append((loss_pi, loss_v))
-            if config.target_kl is not None and k3 > 1.5 * config.target_kl:
-                stopped = True
-                break
-        if stopped:
-            break
-    P = flatten(agent["policy"]).size
-    new = {**agent, "policy": unflatten(theta[:P], agent["policy"]), "value": unflatten(theta[P:], agent["value"]),
-           "opt": opt}
-    return diagnostics(agent, new, dist_old, obs, actions, logp_old, R_hat, V_old, losses, stopped, config)
-
-
-def diagnostics(agent, new, dist_old, obs, actions, logp_old, R_hat, V_old, losses, stopped, config):
-    """Step 4: exact KL and its estimators over the whole batch; adapt beta (PPO.4)."""
-    dist_new, _ = policy_forward(new["policy"], obs)
-    log_ratio = dist_new.logp(actions) - logp_old
-    ratio = np.exp(log_ratio)
-    kl = float(dist_old.kl(dist_new).mean())                                # exact, KL(old || new)
     beta = float(agent["state"]["beta"])
+    theta, opt, losses, stopped = run_epochs(agent, samples, dist_old, config, rng, lr, beta)  # Step 3
+    P = sum(v.size for v in agent["policy"].values())
+    new = {"policy": unflatten(theta[:P], agent["policy"]), "value": unflatten(theta[P:], agent["value"]),
+           "opt": opt}
+    dist_new, _ = policy_forward(new["policy"], samples["obs"], check=False)
+    kl = float(dist_old.kl(dist_new).mean())                               # Step 4: exact KL(old || new)
     if config.objective == "penalty":
-        beta = adapt_beta(beta, kl, config.kl_target)
-    new = {**new, "state": {"beta": np.array(beta)}}
-    return new, {
-        "loss_pi": float(np.mean([l[0] for l in losses])), "loss_v": float(np.mean([l[1] for l in losses])),
-        "entropy": float(dist_new.entropy().mean()), "kl": kl,
-        "kl_k1": float(np.mean(-log_ratio)), "kl_k3": float(np.mean((ratio - 1.0) - log_ratio)),
-        "clip_frac": float(np.mean(np.abs(ratio - 1.0) > config.clip_eps)),
-        "explained_var": explained_variance(R_hat, V_old),
-        "beta": beta, "minibatch_steps": len(losses), "early_stop": int(stopped)}
+        beta = adapt_beta(beta, kl, config)                                # (PPO.4)
+    new["state"] = {"beta": np.array(beta)}
+    return new, diagnostics(samples, dist_new, kl, beta, losses, stopped, config)
+
+
+def diagnostics(samples, dist_new, kl, beta, losses, stopped, config):
+    """Step 5: the log of one update, over the whole batch."""
+    log_ratio = dist_new.logp(samples["actions"], check=False) - samples["logp_old"]
+    ratio = np.exp(log_ratio)
+    return {"loss_pi": float(np.mean([l[0] for l in losses])), "loss_v": float(np.mean([l[1] for l in losses])),
+            "entropy": float(dist_new.entropy().mean()), "kl": kl,
+            "kl_k1": float(np.mean(-log_ratio)), "kl_k3": float(np.mean((ratio - 1.0) - log_ratio)),
+            "clip_frac": float(np.mean(np.abs(ratio - 1.0) > config.clip_eps)),
+            "explained_var": explained_variance(samples["R_hat"], samples["V_old"]),
+            "beta": beta, "minibatch_steps": len(losses), "early_stop": int(stopped)}

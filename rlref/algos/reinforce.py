@@ -1,7 +1,7 @@
 """REINFORCE (Williams 1992), with the variance-reduction ladder of the course notes.
 
-Derived in ``notebooks/01_policy_gradient.ipynb`` from ../notes/001 ("REINFORCE", "Reward to go",
-"Baseline"). Notation: N sampled (s_t, a_t) pairs from E whole episodes, score_t =
+Derived in ``notebooks/01_policy_gradient.ipynb`` from the course notes' sections "REINFORCE",
+"Reward to go" and "Baseline" (notebooks/README.md lists the notes). Notation: N sampled (s_t, a_t) pairs from E whole episodes, score_t =
 grad_theta log pi_theta(a_t | s_t), G_t the discounted reward-to-go.
 
     grad J ~ (1/N) sum_t score_t * G_0                  total return         (PG.2)
@@ -21,20 +21,25 @@ One iteration:
           function a truncation is treated as the end of the episode.
   Step 3. One Adam step on theta along the gradient of L (PG.4), by manual backprop.
   Step 4. With the learned baseline, fit V_phi to G_t: `v_iters` Adam steps on mean (V - G)^2.
+
+``loss_and_grad`` follows rlref's contract for a loss and its gradient: (loss, grad, aux), grad a
+dict like the policy's parameters, aux {"dist": the policy's distribution on obs}.
 """
 from dataclasses import dataclass
 
 import numpy as np
 
-from rlref.advantages import gae, reward_to_go, total_return
+from rlref.advantages import batch_samples, total_return
 from rlref.config import TrainConfig
-from rlref.errors import ConfigError, require_float, require_int
+from rlref.errors import require_choice, require_float, require_int
 from rlref.nn import flatten, unflatten
 from rlref.optim import adam_init, adam_step
 from rlref.policy import init_policy, policy_backward, policy_forward, scale_rows
-from rlref.value import fit_value, init_value, value_forward
+from rlref.value import fit_value, init_value
 
 ROLLOUT = "episodes"          # each iteration samples num_envs whole episodes
+VARIANTS = ("total", "reward_to_go")
+BASELINES = ("none", "mean", "value")
 
 # Settings per env, applied by the command line under any --set (the Config defaults are
 # CartPole's). Pendulum-v1 needs normalized observations, scaled rewards (NORM.3), a shorter
@@ -52,18 +57,14 @@ class Config(TrainConfig):
     baseline: str = "value"          # "none", "mean" (PG.5) or "value" (PG.6)
     total_steps: int = 200_000       # budget of env transitions
     num_envs: int = 16               # E: episodes per iteration
-    gamma: float = 0.99              # discount
     lr_pi: float = 0.01              # Adam step size for theta
     lr_v: float = 0.01               # Adam step size for phi
     v_iters: int = 5                 # full-batch Adam steps on the value loss per iteration
 
     def __post_init__(self):
         super().__post_init__()
-        if self.variant not in ("total", "reward_to_go"):
-            raise ConfigError(f"variant must be 'total' or 'reward_to_go', got {self.variant!r}")
-        if self.baseline not in ("none", "mean", "value"):
-            raise ConfigError(f"baseline must be 'none', 'mean' or 'value', got {self.baseline!r}")
-        require_float("gamma", self.gamma, 0.0, 1.0)
+        require_choice("variant", self.variant, VARIANTS)
+        require_choice("baseline", self.baseline, BASELINES)
         require_float("lr_pi", self.lr_pi, 0.0, low_open=True)
         require_float("lr_v", self.lr_v, 0.0, low_open=True)
         require_int("v_iters", self.v_iters, 1)
@@ -79,45 +80,44 @@ def init_agent(config, obs_dim, act_dim, gaussian, rng):
 
 
 def weights(agent, batch, config):
-    """Step 2: the weight w_t of every score (T, E), and V's regression targets (or None)."""
-    dones = batch.dones
-    returns = total_return if config.variant == "total" else reward_to_go
-    if config.baseline != "value":
-        G = returns(batch.rewards, dones, config.gamma)                 # (T, E)   (PG.2/3)
-        b = G[batch.valid].mean() if config.baseline == "mean" else 0.0   # (PG.5)
-        return G - b, None
-    values = value_forward(agent["value"], batch.obs)                   # (T + 1, E)
-    # lam = 1 turns GAE into G_t - V(s_t), bootstrapped with V(final obs) after a truncation.
-    A_hat, G = gae(batch.rewards, values[:-1], values[1:], batch.terminated, dones,
-                   config.gamma, lam=1.0)
-    if config.variant == "total":
-        A_hat = total_return(batch.rewards, dones, config.gamma) - values[:-1]
-    return A_hat, G                                                     # (PG.6)
+    """Steps 1-2: the valid samples (rlref.advantages.batch_samples) with "w", the weight of every
+    score (N,), and "R_hat", V's regression targets G_t (used only with the learned baseline)."""
+    # lam = 1 turns GAE into G_t - V(s_t), bootstrapped with V(final obs) after a truncation;
+    # without a critic (V = 0) it is the reward-to-go G_t itself.                    (PG.3), (PG.6)
+    s = batch_samples(batch, agent.get("value"), config.gamma, lam=1.0)
+    w = s["A_hat"]
+    if config.variant == "total":                                               # (PG.2)
+        w = batch.flat(total_return(batch.rewards, batch.dones, config.gamma)) - s["V_old"]
+    if config.baseline == "mean":                                               # (PG.5)
+        w = w - w.mean()
+    return {**s, "w": w}
 
 
-def loss_and_grads(policy, obs, actions, w):
-    """L(theta) = -(1/N) sum_i log pi(a_i|s_i) w_i and its gradient (a dict like policy).  (PG.4)"""
-    dist, cache = policy_forward(policy, obs)
+def loss_and_grad(policy, obs, actions, w):
+    """L(theta) = -(1/N) sum_i log pi(a_i|s_i) w_i, its gradient (a dict like policy), and
+    {"dist": the distribution on obs}.  (PG.4)"""
+    dist, cache = policy_forward(policy, obs, check=False)
     N = len(w)
-    ddist = scale_rows(dist.dlogp(actions), -w / N)                     # dL / d(dist params)
-    return float(-np.mean(dist.logp(actions) * w)), policy_backward(ddist, cache), dist   # (POL.1)
+    ddist = scale_rows(dist.dlogp(actions, check=False), -w / N)        # dL / d(dist params)
+    loss = float(-np.mean(dist.logp(actions, check=False) * w))
+    return loss, policy_backward(ddist, cache), {"dist": dist}          # (POL.1)
 
 
 def policy_step(agent, obs, actions, w, lr):
     """Step 3: one Adam step on L(theta)."""
     policy = agent["policy"]
-    loss, grads, dist = loss_and_grads(policy, obs, actions, w)
-    theta, opt = adam_step(flatten(policy), flatten(grads), agent["opt_pi"], lr)
+    loss, grads, aux = loss_and_grad(policy, obs, actions, w)
+    theta, opt = adam_step(flatten(policy), flatten(grads), agent["opt_pi"], lr, check=False)
     new_policy = unflatten(theta, policy)
+    dist = aux["dist"]
     diag = {"loss_pi": loss, "entropy": float(dist.entropy().mean()),
-            "kl": float(dist.kl(policy_forward(new_policy, obs)[0]).mean())}
+            "kl": float(dist.kl(policy_forward(new_policy, obs, check=False)[0]).mean())}
     return {**agent, "policy": new_policy, "opt_pi": opt}, diag
 
 
 def update(agent, batch, config, rng, progress=0.0):
-    w, targets = weights(agent, batch, config)
-    obs, actions = batch.flat(batch.obs[:-1]), batch.flat(batch.actions)
-    agent, diag = policy_step(agent, obs, actions, batch.flat(w), config.lr_pi)
-    if targets is not None:                                                         # Step 4
-        agent, diag["loss_v"] = fit_value(agent, obs, batch.flat(targets), config.lr_v, config.v_iters)
+    s = weights(agent, batch, config)
+    agent, diag = policy_step(agent, s["obs"], s["actions"], s["w"], config.lr_pi)
+    if config.baseline == "value":                                                  # Step 4
+        agent, diag["loss_v"] = fit_value(agent, s["obs"], s["R_hat"], config.lr_v, config.v_iters)
     return agent, diag

@@ -1,8 +1,8 @@
 """Trust Region Policy Optimization (TRPO): Schulman, Levine, Moritz, Jordan, Abbeel, ICML 2015.
 
-Derived in ``notebooks/03_trpo.ipynb`` from ../notes/000 (a walk through a reference
-``trpo_step``), ../notes/001 ("TRPO & PPO": importance sampling, Taylor expansion, Lagrangian, line
-search, conjugate gradient) and ../notes/004 (trust regions). Notation: N sampled pairs (s_i, a_i)
+Derived in ``notebooks/03_trpo.ipynb`` from the course notes "A reference trpo_step" (a walk
+through one implementation), "TRPO & PPO" (importance sampling, Taylor expansion, Lagrangian, line
+search, conjugate gradient) and "Trust regions"; notebooks/README.md lists the notes. Notation: N sampled pairs (s_i, a_i)
 from pi_old = pi_theta_old; A_hat_i their GAE advantages; J_i = d(distribution parameters of sample
 i) / d theta, the Jacobian of the policy network; M_i the Fisher of the distribution in its own
 parameters (DIST.4, DIST.8); P the number of policy parameters.
@@ -17,13 +17,13 @@ parameters (DIST.4, DIST.8); P the number of policy parameters.
         x = F^-1 g   (the natural gradient; 1/2 s_max^T F s_max = max_kl exactly)         (TRPO.5)
         (in the code, F is the damped F + damping I of (TRPO.6) throughout)
     F v = (1/N) sum_i J_i^T (M_i (J_i v)) + damping v      one forward-mode pass (J_i v) and
-        one backward pass (J_i^T), never forming F (P x P)                                  (TRPO.6)
+        one backward pass (J_i^T), never forming F (P x P); rlref.policy (POL.2)          (TRPO.6)
     F v ~ (grad KLbar(theta_old + h v) - grad KLbar(theta_old - h v)) / (2 h)
         the finite-difference product of Deep RL Bootcamp lab 4, for comparison             (TRPO.7)
     conjugate gradient for F x = g: r_0 = p_0 = g, x_0 = 0,
         alpha_k = r_k^T r_k / p_k^T F p_k,  x_{k+1} = x_k + alpha_k p_k,  r_{k+1} = r_k - alpha_k F p_k,
         p_{k+1} = r_{k+1} + (r_{k+1}^T r_{k+1} / r_k^T r_k) p_k                             (TRPO.8)
-    theta_new = theta_old + beta^j s_max for the smallest j = 0, 1, ... with
+    theta_new = theta_old + c^j s_max for the smallest j = 0, 1, ... (c = backtrack_coef) with
         L(theta_new) > L(theta_old) and KLbar(theta_new) <= max_kl; none: theta_new = theta_old  (TRPO.9)
 
 One iteration:
@@ -36,7 +36,7 @@ One iteration:
   Step 5. Fit V_phi to R_hat with its own Adam optimizer, several epochs of minibatches (V.1).
 
 Logged per update: kl (exact KLbar of the applied step; 0 after a failed search), max_kl (the radius
-used), surrogate_gain (L_new - L_old), expected_gain (g^T of the applied step), step_frac (beta^j, 0
+used), surrogate_gain (L_new - L_old), expected_gain (g^T of the applied step), step_frac (c^j, 0
 on failure), line_search_failed (0/1), backtracks (rejected fractions), cg_residual (||g - F x|| /
 ||g||, recursively updated) and cg_iters, kl_model (1/2 s^T (F + damping I) s of the full step),
 kl_full and surrogate_gain_full (exact, at the full step), entropy, loss_v, explained_var.
@@ -45,25 +45,30 @@ The switches `direction`, `line_search` and `lr` turn this into the variants not
 (what happens without the KL constraint): "improve_only" keeps the line search but ignores the KL;
 "none" takes the full step (the natural policy gradient with its quadratic-model step); direction
 "vanilla" with a fixed `lr` takes plain gradient steps on the surrogate.
+
+Return contracts: ``surrogate`` gives a value and its by-products, (L, aux); ``surrogate_and_grad``
+a value and its gradient, (L, grads, aux) with grads a dict like the policy's parameters, as every
+loss-and-gradient function of rlref does.
 """
 from dataclasses import dataclass
 
 import numpy as np
 
-from rlref.advantages import gae, standardize
+from rlref.advantages import batch_samples, standardize
 from rlref.config import TrainConfig
-from rlref.errors import ConfigError, NonFiniteError, require_float, require_int
-from rlref.nn import flatten, init_mlp, unflatten
-from rlref.optim import adam_init, adam_step
-from rlref.policy import init_policy, policy_backward, policy_forward, policy_jvp, scale_rows
-from rlref.value import explained_variance, value_forward, value_loss_and_grad
+from rlref.errors import NonFiniteError, require_array, require_choice, require_float, require_int
+from rlref.nn import flatten, unflatten
+from rlref.policy import (fisher_vector_product, init_policy, mean_kl_grad, policy_backward, policy_forward,
+                          scale_rows)
+from rlref.value import explained_variance, init_value, value_step
 
 ROLLOUT = "steps"
-# Per-env settings the command line applies under any --set. Pendulum-v1, tests/calibrate.py on
+# Per-env settings the command line applies under any --set. Pendulum-v1, scripts/calibrate.py on
 # seeds 11-20: every seed evaluates above -400 (median -205 at 200k steps, -167 at 500k).
 PRESETS = {"Pendulum-v1": {"gamma": 0.95, "total_steps": 200_000}}
 LINE_SEARCHES = ("kl_and_improve", "improve_only", "none")
 DIRECTIONS = ("natural", "vanilla")
+FVPS = ("exact", "fd")
 
 
 @dataclass
@@ -71,7 +76,6 @@ class Config(TrainConfig):
     total_steps: int = 100_000       # budget of env transitions
     num_envs: int = 16               # E
     n_steps: int = 128               # T: steps per env per iteration (N ~ E T samples)
-    gamma: float = 0.99              # discount
     lam: float = 0.97                # GAE lambda
     normalize_adv: bool = True       # A_hat <- (A_hat - mean) / (std + 1e-8) over the batch
     max_kl: float = 0.02             # delta: the trust-region radius on the mean KL (TRPO.3)
@@ -81,79 +85,55 @@ class Config(TrainConfig):
     cg_tol: float = 1e-10            # stop when ||g - F x|| <= cg_tol ||g||
     fisher_frac: float = 0.2         # fraction of the batch (drawn anew each update) for F v
     fvp: str = "exact"               # "exact" forward+reverse mode (TRPO.6) or "fd" (TRPO.7)
-    backtrack_ratio: float = 0.5     # beta of the line search (TRPO.9)
-    max_backtracks: int = 10         # trial fractions beta^0 .. beta^(max_backtracks - 1)
+    backtrack_coef: float = 0.5      # c of the line search (TRPO.9)
+    max_backtracks: int = 10         # trial fractions c^0 .. c^(max_backtracks - 1)
     line_search: str = "kl_and_improve"   # or "improve_only" (ignore the KL), "none" (full step)
     direction: str = "natural"       # x = F^-1 g, or "vanilla": x = g
     lr: float = None                 # None: the step of (TRPO.5); a number: the step lr * x
-    vf_lr: float = 3e-3              # Adam step size for phi
-    vf_epochs: int = 10              # passes over the batch when fitting V_phi
-    vf_minibatch: int = 256          # minibatch size of those passes
+    lr_v: float = 3e-3               # Adam step size for phi
+    v_epochs: int = 10               # passes over the batch when fitting V_phi
+    v_minibatch: int = 256           # minibatch size of those passes
 
     def __post_init__(self):
         super().__post_init__()
         require_int("n_steps", self.n_steps, 1)
-        require_float("gamma", self.gamma, 0.0, 1.0)
         require_float("lam", self.lam, 0.0, 1.0)
         require_float("max_kl", self.max_kl, 0.0, low_open=True)
         require_float("damping", self.damping, 0.0)
         require_int("cg_iters", self.cg_iters, 1)
         require_float("cg_tol", self.cg_tol, 0.0)
         require_float("fisher_frac", self.fisher_frac, 0.0, 1.0, low_open=True)
-        require_float("backtrack_ratio", self.backtrack_ratio, 0.0, 1.0, low_open=True, high_open=True)
+        require_float("backtrack_coef", self.backtrack_coef, 0.0, 1.0, low_open=True, high_open=True)
         require_int("max_backtracks", self.max_backtracks, 1)
-        for name, value, allowed in (("fvp", self.fvp, ("exact", "fd")),
-                                     ("line_search", self.line_search, LINE_SEARCHES),
-                                     ("direction", self.direction, DIRECTIONS)):
-            if value not in allowed:
-                raise ConfigError(f"{name} must be one of {allowed}, got {value!r}")
+        require_choice("fvp", self.fvp, FVPS)
+        require_choice("line_search", self.line_search, LINE_SEARCHES)
+        require_choice("direction", self.direction, DIRECTIONS)
         if self.lr is not None:
             require_float("lr", self.lr, 0.0, low_open=True)
-        require_float("vf_lr", self.vf_lr, 0.0, low_open=True)
-        require_int("vf_epochs", self.vf_epochs, 1)
-        require_int("vf_minibatch", self.vf_minibatch, 1)
+        require_float("lr_v", self.lr_v, 0.0, low_open=True)
+        require_int("v_epochs", self.v_epochs, 1)
+        require_int("v_minibatch", self.v_minibatch, 1)
 
 
 def init_agent(config, obs_dim, act_dim, gaussian, rng):
     policy = init_policy([obs_dim, *config.hidden, act_dim], rng, gaussian, config.activation,
                          log_std=config.log_std_init)
-    value = init_mlp([obs_dim, *config.hidden, 1], rng, activation=config.activation, out_gain=1.0)
-    return {"policy": policy, "value": value, "opt_v": adam_init(flatten(value))}
+    return {"policy": policy, **init_value(config, obs_dim, rng)}
 
 
 def surrogate(policy, obs, actions, A_hat, logp_old):
-    """L(theta) of (TRPO.1), with the distribution and cache of the forward pass."""
+    """L(theta) of (TRPO.1), and {"dist", "cache", "ratio"} of its forward pass."""
     dist, cache = policy_forward(policy, obs)
     ratio = np.exp(dist.logp(actions) - logp_old)                     # (N,)
-    return float(np.mean(ratio * A_hat)), dist, cache, ratio
+    return float(np.mean(ratio * A_hat)), {"dist": dist, "cache": cache, "ratio": ratio}
 
 
 def surrogate_and_grad(policy, obs, actions, A_hat, logp_old):
-    """L(theta) and its gradient g, flat (P,), by backprop; dL/dlogp_i = ratio_i A_hat_i / N.
-    (TRPO.2)"""
-    L, dist, cache, ratio = surrogate(policy, obs, actions, A_hat, logp_old)
-    ddist = scale_rows(dist.dlogp(actions), ratio * A_hat / len(A_hat))     # (N, A) or a pair
-    return L, flatten(policy_backward(ddist, cache))                   # (POL.1)
-
-
-def fisher_vector_product(policy, obs, damping):
-    """v -> F v + damping v (TRPO.6), matrix-free: one forward pass now, then per product one
-    forward-mode pass (J_i v) and one reverse-mode pass (J_i^T ...)."""
-    dist, cache = policy_forward(policy, obs)
-    N = obs.shape[0]
-
-    def fvp(v):
-        Jv = policy_jvp(unflatten(v, policy), cache)                   # J_i v, (N, A) or a pair
-        MJv = dist.fisher_product(Jv)                                  # M_i J_i v
-        return flatten(policy_backward(MJv, cache)) / N + damping * v  # (P,)   (TRPO.6)
-    return fvp
-
-
-def mean_kl_grad(policy, old_dist, theta, obs):
-    """grad KLbar(theta) (TRPO.3): d KL(old || new) / d new from (DIST.3, DIST.7), then backprop."""
-    new_dist, cache = policy_forward(unflatten(theta, policy), obs)
-    N = obs.shape[0]
-    return flatten(policy_backward(scale_rows(old_dist.dkl(new_dist), np.full(N, 1.0 / N)), cache))
+    """L(theta), its gradient g (a dict like policy) by backprop, with dL/dlogp_i = ratio_i A_hat_i
+    / N, and the by-products of surrogate.  (TRPO.2)"""
+    L, aux = surrogate(policy, obs, actions, A_hat, logp_old)
+    ddist = scale_rows(aux["dist"].dlogp(actions, check=False), aux["ratio"] * A_hat / len(A_hat))
+    return L, policy_backward(ddist, aux["cache"]), aux                # (POL.1)
 
 
 def fisher_vector_product_fd(policy, obs, damping, eps=1e-5):
@@ -225,7 +205,7 @@ def max_step(x, fvp, max_kl):
     return coeff * x, 0.5 * coeff * coeff * xFx                       # (P,), the model's KL
 
 
-def line_search(theta_old, full_step, L_old, evaluate, max_kl, ratio=0.5, max_backtracks=10,
+def line_search(theta_old, full_step, L_old, evaluate, max_kl, backtrack_coef=0.5, max_backtracks=10,
                 rule="kl_and_improve"):
     """Backtracking along full_step (TRPO.9). evaluate(theta) -> (L(theta), KLbar(theta)), exact.
 
@@ -235,7 +215,7 @@ def line_search(theta_old, full_step, L_old, evaluate, max_kl, ratio=0.5, max_ba
     """
     trials = []
     for j in range(max_backtracks):
-        frac = ratio ** j
+        frac = backtrack_coef ** j
         theta = theta_old + frac * full_step                           # (P,)
         L, kl = evaluate(theta)
         trials.append((frac, L, kl))
@@ -274,21 +254,20 @@ def trpo_step(policy, obs, actions, A_hat, config, rng, logp_old=None, max_kl=No
     theta_old is exactly 1 and L(theta_old) = mean(A_hat). max_kl defaults to config.max_kl.
     """
     max_kl = config.max_kl if max_kl is None else max_kl
+    A_hat = require_array("A_hat", A_hat, ndim=1, error=NonFiniteError)   # a caller's advantages
     theta_old = flatten(policy)                                        # (P,)
     old_dist, _ = policy_forward(policy, obs)
     logp_old = old_dist.logp(actions) if logp_old is None else logp_old    # (N,)
-    L_old, g = surrogate_and_grad(policy, obs, actions, A_hat, logp_old)   # Step 2 (TRPO.1-2)
-    if not (np.isfinite(L_old) and np.all(np.isfinite(g))):
-        raise NonFiniteError("the surrogate or its gradient is not finite; the parameters were not "
-                             "changed")
+    L_old, grads, _ = surrogate_and_grad(policy, obs, actions, A_hat, logp_old)   # Step 2 (TRPO.1-2)
+    g = flatten(grads)                                                 # (P,)
     x, full_step, kl_model, residual, iters = step_direction(policy, obs, g, config, rng, max_kl)
 
     def evaluate(theta):                                               # exact L and KLbar at theta
-        L, new_dist, _, _ = surrogate(unflatten(theta, policy), obs, actions, A_hat, logp_old)
-        return L, float(old_dist.kl(new_dist).mean())                  # (TRPO.1), (TRPO.3)
+        L, aux = surrogate(unflatten(theta, policy), obs, actions, A_hat, logp_old)
+        return L, float(old_dist.kl(aux["dist"]).mean())               # (TRPO.1), (TRPO.3)
 
     theta, frac, trials, L_new, kl = line_search(theta_old, full_step, L_old, evaluate, max_kl,
-                                                 config.backtrack_ratio, config.max_backtracks,
+                                                 config.backtrack_coef, config.max_backtracks,
                                                  config.line_search)   # Step 4b (TRPO.9)
     failed = frac == 0.0
     new_policy = policy if failed else unflatten(theta, policy)        # failure: theta_old itself
@@ -303,38 +282,32 @@ def trpo_step(policy, obs, actions, A_hat, config, rng, logp_old=None, max_kl=No
 
 
 def fit_value_epochs(value, opt, obs, R_hat, config, rng):
-    """Step 5: vf_epochs passes of Adam over shuffled minibatches of mean (V - R_hat)^2 (V.1)."""
+    """Step 5: v_epochs passes of Adam over shuffled minibatches of mean (V - R_hat)^2 (V.1)."""
     N = len(R_hat)
     losses = []
-    for _ in range(config.vf_epochs):
+    for _ in range(config.v_epochs):
         order = rng.permutation(N)
-        for start in range(0, N, config.vf_minibatch):
-            idx = order[start:start + config.vf_minibatch]
-            loss, grads = value_loss_and_grad(value, obs[idx], R_hat[idx])
-            phi, opt = adam_step(flatten(value), flatten(grads), opt, config.vf_lr)
-            value = unflatten(phi, value)
+        for start in range(0, N, config.v_minibatch):
+            idx = order[start:start + config.v_minibatch]
+            value, opt, loss = value_step(value, opt, obs[idx], R_hat[idx], config.lr_v)
             losses.append(loss)
     return value, opt, losses[0]
 
 
 def update(agent, batch, config, rng, progress=0.0):
-    values = value_forward(agent["value"], batch.obs)                  # (T + 1, E)
-    A_hat, R_hat = gae(batch.rewards, values[:-1], values[1:], batch.terminated, batch.dones,
-                       config.gamma, config.lam)                      # Step 1 (GAE.2)
-    obs, actions = batch.flat(batch.obs[:-1]), batch.flat(batch.actions)
-    A_hat, R_hat = batch.flat(A_hat), batch.flat(R_hat)                # (N,)
+    s = batch_samples(batch, agent["value"], config.gamma, config.lam)  # Step 1 (GAE.2)
+    A_hat = s["A_hat"]
     if config.normalize_adv:
         A_hat = standardize(A_hat)            # NOTE (implementation detail): per batch, as in trpo_mpi
     # NOTE (implementation detail): like the learning-rate decay of rlref's A2C (Mnih et al. 2016),
     # a radius decaying to 0 over the budget lets the policy settle instead of taking full-size
     # steps on the noise of advantages that have become uninformative (a solved CartPole).
     max_kl = config.max_kl * (1.0 - progress) if config.anneal_kl else config.max_kl
-    policy, info = trpo_step(agent["policy"], obs, actions, A_hat, config, rng, max_kl=max_kl)
-    value, opt_v, loss_v = fit_value_epochs(agent["value"], agent["opt_v"], obs, R_hat, config,
+    policy, info = trpo_step(agent["policy"], s["obs"], s["actions"], A_hat, config, rng, max_kl=max_kl)
+    value, opt_v, loss_v = fit_value_epochs(agent["value"], agent["opt_v"], s["obs"], s["R_hat"], config,
                                             rng)                       # Step 5 (V.1)
-    V = batch.flat(values[:-1])
     diag = {k: v for k, v in info.items() if not isinstance(v, np.ndarray)}
     diag["max_kl"] = max_kl
     diag["loss_v"] = loss_v
-    diag["explained_var"] = explained_variance(R_hat, V)
+    diag["explained_var"] = explained_variance(s["R_hat"], s["V_old"])
     return {"policy": policy, "value": value, "opt_v": opt_v}, diag
