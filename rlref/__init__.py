@@ -3,8 +3,23 @@
 Start with notebooks/00_backprop_and_gradcheck.ipynb; `python -m rlref --help` for the command line.
 """
 import ctypes
+import os
 
 __version__ = "0.1.0"
+
+BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def one_blas_thread(environ=None):
+    """Ask for one BLAS thread in `environ` (default: this process's, which must happen before
+    NumPy is first imported) unless the caller chose otherwise; returns environ.
+
+    The networks are small, threads only add noise on two cores, and single-threaded BLAS is what
+    makes runs bitwise reproducible. The command line, the tests and the scripts all call this."""
+    environ = os.environ if environ is None else environ
+    for var in BLAS_THREAD_VARS:
+        environ.setdefault(var, "1")
+    return environ
 
 
 def keep_freed_memory():

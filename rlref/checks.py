@@ -19,7 +19,7 @@ from rlref.gradcheck import check_grad, numerical_jacobian, rel_error
 from rlref.nn import ACTIVATIONS, flatten, init_mlp, mlp_backward, mlp_forward, mlp_jvp, unflatten
 from rlref.value import value_loss_and_grad
 from rlref.policy import (fisher_quadratic, fisher_vector_product, init_policy, mean_kl_grad, policy_backward,
-                          policy_forward, policy_jvp)
+                          policy_forward)
 
 TOL = 1e-6
 

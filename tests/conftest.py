@@ -1,8 +1,7 @@
 """Shared test setup: NumPy floating-point errors raise, and a seeded generator per test."""
-import os
+import rlref
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+rlref.one_blas_thread()           # before NumPy loads; subprocesses of the tests inherit it
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

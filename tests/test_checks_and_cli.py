@@ -1,7 +1,4 @@
 """`python -m rlref gradcheck`: every check passes, each catches a planted bug, exit status."""
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -10,6 +7,7 @@ import rlref.nn
 from rlref import checks
 from rlref.cli import main
 from rlref.distributions import Categorical, DiagGaussian
+from helpers import cli
 
 
 def failing(rows):
@@ -54,8 +52,7 @@ def test_each_planted_bug_is_caught(bug, monkeypatch):
 
 
 def test_cli_gradcheck_exit_status(monkeypatch, capsys):
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    done = subprocess.run([sys.executable, "-m", "rlref", "gradcheck"], capture_output=True, text=True, env=env)
+    done = cli("gradcheck")
     assert done.returncode == 0, done.stderr
     assert "max rel error" in done.stdout and "FAIL" not in done.stdout
     monkeypatch.setattr(checks, "ALL_CHECKS", [lambda rng: [("a wrong gradient", "(1,)", 1e-3)]])   # measured

@@ -1,10 +1,7 @@
 """Running statistics: the merge is exact, updates match the data, reward scaling by hand,
 statistics saved in the checkpoint and used frozen at evaluation."""
-import json
-import os
 
 import numpy as np
-import pytest
 
 from rlref import checkpoint
 from rlref.normalize import normalize_obs, rms_init, rms_merge, rms_update, scale_rewards

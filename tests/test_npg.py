@@ -4,12 +4,7 @@ Every property is a `check_*` function that raises AssertionError when it does n
 test_ functions run each check on the real code; `test_each_check_catches_a_planted_bug` runs each
 check once more with one bug planted (monkeypatch, undone afterwards) and requires it to fail.
 """
-import json
-import os
 import re
-import subprocess
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -408,43 +403,6 @@ def test_each_check_catches_a_planted_bug(bug, monkeypatch):
 
 def test_every_check_has_a_planted_bug():
     assert {name for name, _ in PLANTED.values()} == set(CHECKS)
-
-
-# ------------------------------------------------------------------ learning, via the command line
-
-ENV = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
-           PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-# CALIBRATION (this machine, OMP_NUM_THREADS=1, --jobs 1, the defaults of npg.Config):
-#   python tests/calibrate.py npg CartPole-v1 --seeds 11-30 --total-steps 300000 --jobs 1
-#       -> 20 of 20 seeds reach eval >= 475 (every one 500.0); median solved_at 47.8k steps
-#   python tests/calibrate.py npg CartPole-v1 --seeds 11-30 --total-steps 100000 --jobs 1   (this test)
-#   python tests/calibrate.py npg CartPole-v1 --seeds 31-70 --total-steps 100000 --jobs 1
-#       -> 60 of 60 seeds reach eval >= 475 (every one 500.0); median solved_at 52k steps; median
-#          wall 3.6-3.9 s per run on the shared 2-core machine (7.4 s the slowest)
-# The defaults were tuned on seeds 101-110 only. This test runs seeds 1001-1005, outside every range
-# above, with 100k steps (inside the issue's 300k budget; a few seconds per run), and asks for the
-# issue's rule: a deterministic evaluation >= 475 in at least 4 of the 5 seeds. With 0 failures in 60
-# runs, even the conservative uniform-prior posterior for the per-seed failure rate (Beta(1, 61))
-# gives P(2 or more of 5 fail) = 0.5 %, and every calibration run ended at the maximum 500, far
-# from the 475 line; on one machine the seeds are also bitwise reproducible.
-SEEDS = (1001, 1002, 1003, 1004, 1005)
-
-
-def test_npg_learns_cartpole_on_unseen_seeds(tmp_path):
-    evals = []
-    for seed in SEEDS:
-        out = tmp_path / f"s{seed}"
-        done = subprocess.run([sys.executable, "-m", "rlref", "train", "npg", "--env", "CartPole-v1",
-                               "--seed", str(seed), "--total-steps", "100000", "--out", str(out), "--quiet"],
-                              capture_output=True, text=True, env=ENV)
-        assert done.returncode == 0, done.stderr
-        with open(out / "summary.json") as f:
-            summary = json.load(f)
-        assert summary["algorithm"] == "npg" and summary["config"]["hidden"] == [32]
-        evals.append(summary["eval_return_mean"])
-    assert sum(e >= 475 for e in evals) >= 4, dict(zip(SEEDS, evals))
 
 
 def test_gradcheck_catalogue_has_npg_rows_that_catch_planted_bugs(monkeypatch):

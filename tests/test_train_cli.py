@@ -3,8 +3,6 @@ evaluation, bad configuration, plots."""
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,13 +13,7 @@ from rlref.cli import main
 from rlref.errors import CheckpointError, ConfigError
 from rlref.train import train
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-
-
-def rlref(*args):
-    done = subprocess.run([sys.executable, "-m", "rlref", *args], capture_output=True, text=True, env=ENV)
-    return done
+from helpers import cli as rlref
 
 
 def progress_without_wall(run_dir):

@@ -1,6 +1,6 @@
 """Where a PPO training run spends its time: the profile behind the README's speed figures.
 
-    python tests/bench_ppo.py [--env CartPole-v1] [--seeds 1 2 3]
+    python scripts/bench_ppo.py [--env CartPole-v1] [--seeds 1 2 3]
 
 Trains PPO exactly as `python -m rlref train ppo --env ENV` does (the same `rlref.train.train`,
 one BLAS thread, the same malloc setting as the command line) and splits each run's wall time into
@@ -12,19 +12,18 @@ one BLAS thread, the same malloc setting as the command line) and splits each ru
 and prints steps per second, also for the bare env stepped with fixed actions (the ceiling that
 no agent can pass). The timers wrap the functions, so each call costs a microsecond more than
 without them. Compare the run with the peer with `../shared/bench/compare.py ppo CartPole-v1`.
-Not collected by pytest (no test_ prefix). Shared machines are noisy: read shares and ratios.
+Shared machines are noisy: read shares and ratios.
 """
 import argparse
-import os
 import tempfile
 import time
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+import rlref  # noqa: E402  (imports no NumPy)
+
+rlref.one_blas_thread()                   # before NumPy loads
 
 import numpy as np  # noqa: E402
 
-import rlref  # noqa: E402
 from rlref import train as train_module  # noqa: E402
 from rlref.algos import ppo  # noqa: E402
 from rlref.rollout import make_envs  # noqa: E402

@@ -1,6 +1,6 @@
 """Calibrate a learning test: run `python -m rlref train` over many seeds and tabulate the outcome.
 
-    python tests/calibrate.py a2c CartPole-v1 --seeds 11-40 --total-steps 200000 [--set k=v ...] [--jobs 2]
+    python scripts/calibrate.py a2c CartPole-v1 --seeds 11-40 --total-steps 200000 [--set k=v ...] [--jobs 2]
 
 Prints one line per seed (solved_at_steps, deterministic evaluation, wall seconds) and a summary:
 how many seeds reach the evaluation threshold, the worst evaluation, and the median steps to
@@ -16,7 +16,9 @@ import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
-ENV = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+import rlref  # noqa: E402
+
+ENV = rlref.one_blas_thread(dict(os.environ))
 
 
 def seed_list(text):

@@ -1,7 +1,7 @@
 """What an explicit-Fisher natural gradient costs: the speed report and figures/02_fisher_cost.png.
 
-    OMP_NUM_THREADS=1 python tests/bench_npg_cost.py            # report + figure (1-2 minutes)
-    OMP_NUM_THREADS=1 python tests/bench_npg_cost.py --quick    # small sizes only, no figure
+    OMP_NUM_THREADS=1 python scripts/bench_npg_cost.py            # report + figure (1-2 minutes)
+    OMP_NUM_THREADS=1 python scripts/bench_npg_cost.py --quick    # small sizes only, no figure
 
 Part 1, the speed report. For the 4-64-64-2 policy (P = 4610 parameters) and N = 2000 samples it
 times the dense product that forms the empirical Fisher, F = Z^T Z with Z = score / sqrt(N)
@@ -20,8 +20,9 @@ import pathlib
 import time
 import tracemalloc
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+import rlref  # noqa: E402  (imports no NumPy)
+
+rlref.one_blas_thread()                   # before NumPy loads
 
 import numpy as np  # noqa: E402
 
@@ -120,7 +121,7 @@ def plot(curve, N, path):
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.3))
     ax.loglog(P, t_form, "o-", label=r"form $F = Z^\top Z$ ($\approx N P^2$)")
     ax.loglog(P, t_solve, "s-", label=r"Cholesky of $F + \lambda I$ and solve ($\approx P^3/3$)")
-    ax.loglog(P, t_wood, "^--", label=rf"$N\times N$ route (NPG.7), never forms $F$")
+    ax.loglog(P, t_wood, "^--", label=r"$N\times N$ route (NPG.7), never forms $F$")
     ax.loglog(P, t_form[-1] * (P / P[-1]) ** 2, "k:", lw=1, label=r"$\propto P^2$")
     ax.loglog(P, t_solve[-1] * (P / P[-1]) ** 3, "k-.", lw=1, label=r"$\propto P^3$")
     ax.set_xlabel("number of policy parameters P")

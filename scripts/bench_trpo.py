@@ -1,6 +1,6 @@
 """Cost of TRPO's pieces, measured against one forward pass of the same batch.
 
-    OMP_NUM_THREADS=1 python tests/bench_trpo.py [--repeat 200]
+    OMP_NUM_THREADS=1 python scripts/bench_trpo.py [--repeat 200]
 
 For the CartPole (4-64-64-2, Categorical) and Pendulum (3-64-64-1, Gaussian) policies and batch sizes
 N = 256 .. 4096, prints the median time of: policy_forward (the unit), the matrix-free Fisher-vector
@@ -10,11 +10,12 @@ Fisher-vector product costs at most about three forward passes. Not collected by
 prefix). Timings on shared machines are noisy: read the ratios, not the milliseconds.
 """
 import argparse
-import os
 import statistics
 import time
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+import rlref  # noqa: E402  (imports no NumPy)
+
+rlref.one_blas_thread()                   # before NumPy loads
 
 import numpy as np  # noqa: E402
 

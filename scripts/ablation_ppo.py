@@ -1,8 +1,8 @@
 """Ablation of PPO's implementation details: switch one detail at a time, measure over seeds.
 
-    OMP_NUM_THREADS=1 python tests/ablation_ppo.py            # full: ~15 min on one core
-    OMP_NUM_THREADS=1 python tests/ablation_ppo.py --quick    # 2 seeds, 20k steps, into a temp dir
-    python tests/ablation_ppo.py --replot                     # redraw the PNGs from figures/04_ablation.json
+    OMP_NUM_THREADS=1 python scripts/ablation_ppo.py            # full: ~15 min on one core
+    OMP_NUM_THREADS=1 python scripts/ablation_ppo.py --quick    # 2 seeds, 20k steps, into a temp dir
+    python scripts/ablation_ppo.py --replot                     # redraw the PNGs from figures/04_ablation.json
 
 Each env has a baseline: CartPole-v1 trains with ``ppo.Config()`` (100k steps), Pendulum-v1 with
 ``ppo.PRESETS["Pendulum-v1"]`` (200k steps), exactly what ``python -m rlref train ppo --env ...``
@@ -52,12 +52,12 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+import rlref  # noqa: E402  (imports no NumPy)
+
+rlref.one_blas_thread()                   # before NumPy loads
 
 import numpy as np  # noqa: E402
 
-import rlref  # noqa: E402
 from rlref.algos import ppo  # noqa: E402
 from rlref.plot import read_progress  # noqa: E402
 from rlref.train import solved_threshold, train  # noqa: E402
@@ -313,7 +313,7 @@ def main():
                         "wall_s": round(time.perf_counter() - t_env, 1)}
         print(f"{env}: {len(jobs)} runs in {results[env]['wall_s']:.0f} s", flush=True)
     total = time.perf_counter() - t0
-    doc = {"command": "python tests/ablation_ppo.py" + (" --quick" if a.quick else "") +
+    doc = {"command": "python scripts/ablation_ppo.py" + (" --quick" if a.quick else "") +
                       (f" --jobs {a.jobs}" if a.jobs > 1 else ""),
            "quick": a.quick, "jobs": a.jobs, "total_wall_s": round(total, 1),
            "date": time.strftime("%Y-%m-%d %H:%M:%S"), **code_at_start,      # the code the runs imported
