@@ -151,34 +151,35 @@ def policy_checks(rng):
 
 
 def _policy_entries(rng, gaussian):
+    """The entries of policy_checks for one policy kind (a function each, so that every lambda
+    closes over its own arrays)."""
     from rlref.algos import npg
     table = []
-    if True:                                                  # one policy kind per call (closures)
-        params, obs = _policy(rng, gaussian)
-        a = policy_forward(params, obs)[0].sample(rng)
-        N = obs.shape[0]
+    params, obs = _policy(rng, gaussian)
+    a = policy_forward(params, obs)[0].sample(rng)
+    N = obs.shape[0]
 
-        def g(p):
-            d, cache = policy_forward(p, obs)
-            score = d.dlogp(a)
-            return policy_backward(tuple(s_ / N for s_ in score) if gaussian else score / N, cache)
-        table.append((f"{_kind(gaussian)} policy: d mean logp / d theta", f"P={flatten(params).size}",
-                      lambda p: policy_forward(p, obs)[0].logp(a).mean(), g, params))
-        theta_old = flatten(params)
-        old_dist = policy_forward(params, obs)[0]
-        theta = theta_old + 0.3 * rng.standard_normal(theta_old.size)      # away from the minimum
-        table.append((f"{_kind(gaussian)} policy: mean KL gradient (POL.3) d/dtheta", f"P={theta.size}",
-                      lambda t: mean_kl(t, old_dist, params, obs), lambda t: mean_kl_grad(params, old_dist, t, obs),
-                      theta))
-        H = numerical_jacobian(lambda t: mean_kl_grad(params, old_dist, t, obs), theta_old.copy())
-        F = matrix_free_fisher(params, obs)
-        table.append((f"{_kind(gaussian)} policy: Hessian of mean KL at theta_old vs J^T M J",
-                      str(F.shape), float(rel_error(F, H).max())))
-        F_explicit = npg.fisher_matrix(npg.fisher_factor(params, obs, "exact"))
-        x = rng.standard_normal(theta_old.size)
-        dist, cache = policy_forward(params, obs)
-        table.append((f"{_kind(gaussian)} policy: x^T F x one forward pass vs explicit", "()",
-                      float(rel_error(fisher_quadratic(dist, cache, x, params), x @ F_explicit @ x))))
+    def g(p):
+        d, cache = policy_forward(p, obs)
+        score = d.dlogp(a)
+        return policy_backward(tuple(s_ / N for s_ in score) if gaussian else score / N, cache)
+    table.append((f"{_kind(gaussian)} policy: d mean logp / d theta", f"P={flatten(params).size}",
+                  lambda p: policy_forward(p, obs)[0].logp(a).mean(), g, params))
+    theta_old = flatten(params)
+    old_dist = policy_forward(params, obs)[0]
+    theta = theta_old + 0.3 * rng.standard_normal(theta_old.size)      # away from the minimum
+    table.append((f"{_kind(gaussian)} policy: mean KL gradient (POL.3) d/dtheta", f"P={theta.size}",
+                  lambda t: mean_kl(t, old_dist, params, obs), lambda t: mean_kl_grad(params, old_dist, t, obs),
+                  theta))
+    H = numerical_jacobian(lambda t: mean_kl_grad(params, old_dist, t, obs), theta_old.copy())
+    F = matrix_free_fisher(params, obs)
+    table.append((f"{_kind(gaussian)} policy: Hessian of mean KL at theta_old vs J^T M J",
+                  str(F.shape), float(rel_error(F, H).max())))
+    F_explicit = npg.fisher_matrix(npg.fisher_factor(params, obs, "exact"))
+    x = rng.standard_normal(theta_old.size)
+    dist, cache = policy_forward(params, obs)
+    table.append((f"{_kind(gaussian)} policy: x^T F x one forward pass vs explicit", "()",
+                  float(rel_error(fisher_quadratic(dist, cache, x, params), x @ F_explicit @ x))))
     return table
 
 
@@ -203,25 +204,24 @@ def loss_checks(rng):
 def _algorithm_loss_entries(rng, gaussian):
     from rlref.algos import a2c, reinforce, trpo
     table = []
-    if True:                                                  # one policy kind per call (closures)
-        kind = _kind(gaussian)
-        policy, obs = _policy(rng, gaussian, N=8)
-        actions = policy_forward(policy, obs)[0].sample(rng)
-        A_hat, R_hat = rng.standard_normal(8), rng.standard_normal(8)
-        table.append(_loss_entry(f"REINFORCE loss (PG.4), {kind}", f"P={flatten(policy).size}",
-                                 lambda p: reinforce.loss_and_grad(p, obs, actions, A_hat), policy))
-        value = init_mlp([obs.shape[1], 4, 1], rng, out_gain=1.0)
-        config = a2c.Config(ent_coef=0.3, vf_coef=0.7)
-        table.append((f"A2C loss (AC.3) d/dtheta, with entropy, {kind}", f"P={flatten(policy).size}",
-                      lambda p: a2c.loss_and_grad(p, value, obs, actions, A_hat, R_hat, config)[0],
-                      lambda p: a2c.loss_and_grad(p, value, obs, actions, A_hat, R_hat, config)[1][0], policy))
-        table.append((f"A2C loss (AC.3) d/dphi (value term), {kind}", f"P={flatten(value).size}",
-                      lambda v: a2c.loss_and_grad(policy, v, obs, actions, A_hat, R_hat, config)[0],
-                      lambda v: a2c.loss_and_grad(policy, v, obs, actions, A_hat, R_hat, config)[1][1], value))
-        theta_old = flatten(policy) + 0.1 * rng.standard_normal(flatten(policy).size)
-        logp_old = policy_forward(unflatten(theta_old, policy), obs)[0].logp(actions)   # ratio != 1
-        table.append(_loss_entry(f"TRPO surrogate (TRPO.1) d/dtheta, {kind}", f"P={flatten(policy).size}",
-                                 lambda p: trpo.surrogate_and_grad(p, obs, actions, A_hat, logp_old), policy))
+    kind = _kind(gaussian)
+    policy, obs = _policy(rng, gaussian, N=8)
+    actions = policy_forward(policy, obs)[0].sample(rng)
+    A_hat, R_hat = rng.standard_normal(8), rng.standard_normal(8)
+    table.append(_loss_entry(f"REINFORCE loss (PG.4), {kind}", f"P={flatten(policy).size}",
+                             lambda p: reinforce.loss_and_grad(p, obs, actions, A_hat), policy))
+    value = init_mlp([obs.shape[1], 4, 1], rng, out_gain=1.0)
+    config = a2c.Config(ent_coef=0.3, vf_coef=0.7)
+    table.append((f"A2C loss (AC.3) d/dtheta, with entropy, {kind}", f"P={flatten(policy).size}",
+                  lambda p: a2c.loss_and_grad(p, value, obs, actions, A_hat, R_hat, config)[0],
+                  lambda p: a2c.loss_and_grad(p, value, obs, actions, A_hat, R_hat, config)[1][0], policy))
+    table.append((f"A2C loss (AC.3) d/dphi (value term), {kind}", f"P={flatten(value).size}",
+                  lambda v: a2c.loss_and_grad(policy, v, obs, actions, A_hat, R_hat, config)[0],
+                  lambda v: a2c.loss_and_grad(policy, v, obs, actions, A_hat, R_hat, config)[1][1], value))
+    theta_old = flatten(policy) + 0.1 * rng.standard_normal(flatten(policy).size)
+    logp_old = policy_forward(unflatten(theta_old, policy), obs)[0].logp(actions)   # ratio != 1
+    table.append(_loss_entry(f"TRPO surrogate (TRPO.1) d/dtheta, {kind}", f"P={flatten(policy).size}",
+                             lambda p: trpo.surrogate_and_grad(p, obs, actions, A_hat, logp_old), policy))
     return table
 
 
@@ -288,20 +288,19 @@ def agreement_checks(rng):
 def _npg_entries(rng, gaussian):
     from rlref.algos import npg
     table = []
-    if True:                                                  # one policy kind per call (closures)
-        kind = _kind(gaussian)
-        policy, obs = _policy(rng, gaussian, N=6)
-        actions = policy_forward(policy, obs)[0].sample(rng)
-        w = rng.standard_normal(6)                             # random projection over samples
-        table.append((f"NPG score matrix rows (NPG.4), w^T score, {kind}", f"P={flatten(policy).size}",
-                      lambda p: w @ policy_forward(p, obs)[0].logp(actions),
-                      lambda p: unflatten(w @ npg.score_matrix(p, obs, actions), p), policy))
-        theta_old = flatten(policy)
-        old_dist = policy_forward(policy, obs)[0]
-        H = numerical_jacobian(lambda t: mean_kl_grad(policy, old_dist, t, obs), theta_old.copy())
-        F = npg.fisher_matrix(npg.fisher_factor(policy, obs, "exact"))
-        table.append((f"NPG exact Fisher Z^T Z (NPG.3) vs Hessian of mean KL, {kind}", str(F.shape),
-                      float(rel_error(F, H).max())))
+    kind = _kind(gaussian)
+    policy, obs = _policy(rng, gaussian, N=6)
+    actions = policy_forward(policy, obs)[0].sample(rng)
+    w = rng.standard_normal(6)                             # random projection over samples
+    table.append((f"NPG score matrix rows (NPG.4), w^T score, {kind}", f"P={flatten(policy).size}",
+                  lambda p: w @ policy_forward(p, obs)[0].logp(actions),
+                  lambda p: unflatten(w @ npg.score_matrix(p, obs, actions), p), policy))
+    theta_old = flatten(policy)
+    old_dist = policy_forward(policy, obs)[0]
+    H = numerical_jacobian(lambda t: mean_kl_grad(policy, old_dist, t, obs), theta_old.copy())
+    F = npg.fisher_matrix(npg.fisher_factor(policy, obs, "exact"))
+    table.append((f"NPG exact Fisher Z^T Z (NPG.3) vs Hessian of mean KL, {kind}", str(F.shape),
+                  float(rel_error(F, H).max())))
     return table
 
 

@@ -11,7 +11,7 @@ one BLAS thread, the same malloc setting as the command line) and splits each ru
   rest              logging, the solved check
 and prints steps per second, also for the bare env stepped with fixed actions (the ceiling that
 no agent can pass). The timers wrap the functions, so each call costs a microsecond more than
-without them. Compare the run with the peer with `../shared/bench/compare.py ppo CartPole-v1`.
+without them. Compare the run with the peer with the yardstick shared/bench/compare.py (kept beside the repository).
 Shared machines are noisy: read shares and ratios.
 """
 import argparse

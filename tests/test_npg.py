@@ -64,7 +64,7 @@ def check_score_rows():
 
 def check_fisher_is_kl_hessian():
     """The exact F = Z^T Z equals the central-difference Hessian of the mean KL at theta_old
-    (TESTING.md's gradient-check error <= 1e-6) and the forward-mode J^T M J of rlref.checks."""
+    (the gradient-check error <= 1e-6 of README's conventions) and the forward-mode J^T M J of rlref.checks."""
     rng = np.random.default_rng(1)
     for gaussian in KINDS:
         policy, obs, _ = small_policy(rng, gaussian)

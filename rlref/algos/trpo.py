@@ -155,7 +155,7 @@ def fisher_subsample(N, frac, rng):
     """Sorted indices of round(frac N) (at least 1) of the N samples, drawn without replacement.
 
     NOTE (implementation detail): F v on a fraction of the batch, as the reference trpo_step of
-    ../notes/000 (FISHER_FRAC_SAMPLES) and OpenAI baselines' trpo_mpi (every 5th sample) do: the
+    the course notes (FISHER_FRAC_SAMPLES) and OpenAI baselines' trpo_mpi (every 5th sample) do: the
     curvature needs far fewer samples than the gradient, and conjugate gradient gets cheaper.
     """
     return np.sort(rng.choice(N, size=max(1, round(frac * N)), replace=False))
