@@ -16,10 +16,10 @@ import numpy as np
 
 from rlref.distributions import Categorical, DiagGaussian
 from rlref.gradcheck import check_grad, numerical_jacobian, rel_error
-from rlref.nn import ACTIVATIONS, flatten, init_mlp, mlp_backward, mlp_forward, mlp_jvp, unflatten
+from rlref.nn import ACTIVATIONS, flatten, init_mlp, mlp_backward, mlp_forward, mlp_jvp, splitter, unflatten
 from rlref.value import value_loss_and_grad
-from rlref.policy import (fisher_quadratic, fisher_vector_product, init_policy, mean_kl_grad, policy_backward,
-                          policy_forward)
+from rlref.policy import (fisher_quadratic, init_policy, matrix_free_fisher, mean_kl, mean_kl_grad,
+                          policy_backward, policy_forward)
 
 TOL = 1e-6
 
@@ -132,15 +132,10 @@ def _kind(gaussian):
     return "Gaussian" if gaussian else "Categorical"
 
 
-def mean_kl(theta, old_dist, like, obs):
-    """mean_i KL(pi_old(.|s_i) || pi_theta(.|s_i)) at the flat theta."""
-    return float(old_dist.kl(policy_forward(unflatten(theta, like), obs)[0]).mean())
-
-
-def matrix_free_fisher(params, obs):
-    """F (P, P) column by column from the matrix-free product F e_j of (POL.2)."""
-    fvp = fisher_vector_product(params, obs)
-    return np.stack([fvp(e) for e in np.eye(flatten(params).size)], axis=1)
+def _sampled(rng, gaussian, N):
+    """(kind, policy, obs, actions sampled from the policy) for one policy kind."""
+    policy, obs = _policy(rng, gaussian, N=N)
+    return _kind(gaussian), policy, obs, policy_forward(policy, obs)[0].sample(rng)
 
 
 def policy_checks(rng):
@@ -204,9 +199,7 @@ def loss_checks(rng):
 def _algorithm_loss_entries(rng, gaussian):
     from rlref.algos import a2c, reinforce, trpo
     table = []
-    kind = _kind(gaussian)
-    policy, obs = _policy(rng, gaussian, N=8)
-    actions = policy_forward(policy, obs)[0].sample(rng)
+    kind, policy, obs, actions = _sampled(rng, gaussian, N=8)
     A_hat, R_hat = rng.standard_normal(8), rng.standard_normal(8)
     table.append(_loss_entry(f"REINFORCE loss (PG.4), {kind}", f"P={flatten(policy).size}",
                              lambda p: reinforce.loss_and_grad(p, obs, actions, A_hat), policy))
@@ -256,12 +249,12 @@ def _ppo_entries(rng, gaussian):
                                          Categorical(z), dist_old, actions, logp_old, A_hat, config, 0.5), logits))
     value = init_mlp([obs.shape[1], 4, 1], rng, out_gain=1.0)
     x = np.concatenate([flatten(theta), flatten(value)])
-    like = {"policy": theta, "value": value}
+    split = splitter(theta, value)
     mb = {"obs": obs, "actions": actions, "logp_old": logp_old, "A_hat": A_hat,
           "R_hat": rng.standard_normal(12), "V_old": rng.standard_normal(12), "dist_old": dist_old}
     config = ppo.Config(ent_coef=0.1, vf_coef=0.7, normalize_adv="none")
     table.append(_loss_entry(f"PPO joint loss (PPO.6) d/d(theta, phi), {kind}", f"P={x.size}",
-                             lambda t: ppo.minibatch_loss_and_grad(t, like, flatten(theta).size, mb, config, 0.5), x))
+                             lambda t: ppo.minibatch_loss_and_grad(t, split, mb, config, 0.5), x))
     return table
 
 
@@ -288,9 +281,7 @@ def agreement_checks(rng):
 def _npg_entries(rng, gaussian):
     from rlref.algos import npg
     table = []
-    kind = _kind(gaussian)
-    policy, obs = _policy(rng, gaussian, N=6)
-    actions = policy_forward(policy, obs)[0].sample(rng)
+    kind, policy, obs, actions = _sampled(rng, gaussian, N=6)
     w = rng.standard_normal(6)                             # random projection over samples
     table.append((f"NPG score matrix rows (NPG.4), w^T score, {kind}", f"P={flatten(policy).size}",
                   lambda p: w @ policy_forward(p, obs)[0].logp(actions),

@@ -16,6 +16,13 @@ baseline is turned on):
     orthogonal init gains                (hidden sqrt 2, policy out 0.01, value out 1) -> 1 everywhere
     activation                           tanh -> relu
     objective                            clip (PPO.1) -> adaptive KL penalty (PPO.3-4)
+    initialization                       orthogonal with gains -> Xavier (Glorot uniform), gain 1
+
+and two variants after Engstrom et al. (2020), "Implementation Matters in Deep Policy Gradients":
+PPO-NoClip (clip_eps = 1e9: the plain ratio surrogate, every other detail on) and "clip, no
+details" (PPO-M: the clip on, but no observation normalization, reward scaling or advantage
+normalization, Xavier init with gain 1, no learning-rate annealing, no gradient clipping, no
+entropy bonus).
 
 Runs go through ``rlref.train.train`` (the function the command line calls) on seeds 201-205,
 which were used for no tuning. Per run we keep the deterministic evaluation (summary
@@ -28,7 +35,7 @@ the end), the mean of a few diagnostics, and the learning curve subsampled to ab
 
 Per variant and metric, the difference of the seed means from the baseline's comes with an exact
 two-sided permutation p-value (all C(2n, n) splits of the 2n runs); with 5 seeds the smallest
-possible p is 2/252 = 0.008. Sixteen variants are compared, so a single p near 0.05 is weak
+possible p is 2/252 = 0.008. Twenty-two variants are compared, so a single p near 0.05 is weak
 evidence.
 
 Writes ``figures/04_ablation.json``, ``figures/04_ablation_cartpole.png`` and
@@ -92,6 +99,14 @@ def variants(base):
         ("gain_1", "init gains 1 everywhere", {"hidden_gain": 1.0, "pi_out_gain": 1.0, "v_out_gain": 1.0}),
         ("relu", "ReLU instead of tanh", {"activation": "relu"}),
         ("penalty", "KL penalty instead of clip", {"objective": "penalty"}),
+        ("xavier", "Xavier init, gain 1, instead of orthogonal", {"init": "xavier", "hidden_gain": 1.0,
+                                                                   "pi_out_gain": 1.0, "v_out_gain": 1.0}),
+        # Engstrom et al. (2020): are PPO's gains the clip's or its implementation details'?
+        ("no_clip", "PPO-NoClip: no clip, every detail on", {"clip_eps": 1e9}),
+        ("clip_only", "clip, no details (PPO-M)", {"normalize_obs": False, "scale_reward": False,
+                                                   "normalize_adv": "none", "init": "xavier", "hidden_gain": 1.0,
+                                                   "pi_out_gain": 1.0, "v_out_gain": 1.0, "anneal_lr": False,
+                                                   "max_grad_norm": 1e9, "ent_coef": 0.0}),
     ]
 
 

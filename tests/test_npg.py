@@ -11,7 +11,8 @@ import pytest
 
 from rlref import nn
 from rlref.algos import npg
-from rlref.checks import agreement_checks, matrix_free_fisher, run_checks
+from rlref.checks import agreement_checks, run_checks
+from rlref.policy import matrix_free_fisher
 from rlref.policy import mean_kl_grad
 from rlref.distributions import Categorical
 from rlref.errors import ConfigError
