@@ -73,7 +73,7 @@ ROOT = pathlib.Path(rlref.__file__).resolve().parent.parent
 ENVS = ("CartPole-v1", "Pendulum-v1")
 SEEDS = (201, 202, 203, 204, 205)
 CURVE_POINTS = 60                 # learning-curve points kept per run
-COLORS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C9")    # per variant; the baseline is dark gray
+COLORS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C9", "C8", "m", "teal")   # per variant; baseline dark gray
 CURVES = ("kl", "kl_k1", "kl_k3", "clip_frac", "explained_var", "beta")   # kept per row, besides return_mean
 DIAGNOSTICS = ("kl", "kl_k1", "kl_k3", "clip_frac", "explained_var", "entropy", "beta")
 
@@ -99,10 +99,10 @@ def variants(base):
         ("gain_1", "init gains 1 everywhere", {"hidden_gain": 1.0, "pi_out_gain": 1.0, "v_out_gain": 1.0}),
         ("relu", "ReLU instead of tanh", {"activation": "relu"}),
         ("penalty", "KL penalty instead of clip", {"objective": "penalty"}),
-        ("xavier", "Xavier init, gain 1, instead of orthogonal", {"init": "xavier", "hidden_gain": 1.0,
-                                                                   "pi_out_gain": 1.0, "v_out_gain": 1.0}),
+        ("xavier", "Xavier init (gain 1)", {"init": "xavier", "hidden_gain": 1.0, "pi_out_gain": 1.0,
+                                            "v_out_gain": 1.0}),
         # Engstrom et al. (2020): are PPO's gains the clip's or its implementation details'?
-        ("no_clip", "PPO-NoClip: no clip, every detail on", {"clip_eps": 1e9}),
+        ("no_clip", "PPO-NoClip (no clip)", {"clip_eps": 1e9}),
         ("clip_only", "clip, no details (PPO-M)", {"normalize_obs": False, "scale_reward": False,
                                                    "normalize_adv": "none", "init": "xavier", "hidden_gain": 1.0,
                                                    "pi_out_gain": 1.0, "v_out_gain": 1.0, "anneal_lr": False,
@@ -219,8 +219,9 @@ def plot_env(env, res, path):
     color = ["0.25"] + list(COLORS)
     base = vs[0]
     threshold = res["threshold"]
-    fig = plt.figure(figsize=(16, 10.5))
-    gs = fig.add_gridspec(3, 4, height_ratios=[1, 1, 1.1])
+    rows = -(-(len(vs) - 1) // 4)                                      # rows of per-variant curves
+    fig = plt.figure(figsize=(16, 3.5 * rows + 3.5))
+    gs = fig.add_gridspec(rows + 1, 4, height_ratios=[1] * rows + [1.1])
     gb, Yb = common_grid(base["runs"])
     for k, v in enumerate(vs[1:]):
         ax = fig.add_subplot(gs[k // 4, k % 4])
@@ -236,10 +237,10 @@ def plot_env(env, res, path):
         ax.tick_params(labelsize=8)
         if k % 4 == 0:
             ax.set_ylabel("return_mean (last 20 episodes)", fontsize=8)
-        if k >= 4:
+        if k >= len(vs) - 5:
             ax.set_xlabel("env steps", fontsize=8)
         ax.legend(fontsize=7, loc="lower right")
-    ax = fig.add_subplot(gs[2, :2])
+    ax = fig.add_subplot(gs[rows, :2])
     x = np.arange(len(vs))
     rng = np.random.default_rng(0)                                     # horizontal jitter of the dots only
     for i, v in enumerate(vs):
@@ -252,7 +253,7 @@ def plot_env(env, res, path):
     ax.set_title(f"final evaluation: bar = mean over {len(base['runs'])} seeds, dots = seeds", fontsize=10)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, axis="y")
-    ax = fig.add_subplot(gs[2, 2:])
+    ax = fig.add_subplot(gs[rows, 2:])
     for i, v in enumerate(vs):
         total = v["runs"][0]["total_steps"]
         for r in v["runs"]:
