@@ -121,3 +121,39 @@ def test_lower_bound_needs_discount():
     mdp = two_state_mdp(gamma=1.0)
     with pytest.raises(ConfigError, match="gamma < 1"):
         mm_lower_bound(mdp, np.zeros((2, 2)), np.zeros((2, 2)))
+
+
+def _enumerate_cut_episodes(mdp, probs, horizon):
+    """Every episode of the process cut after `horizon` steps, with its probability, as Episodes."""
+    S, A = probs.shape
+    found, stack = [], [((s,), (), mdp.mu0[s]) for s in range(S) if mdp.mu0[s] > 0]
+    while stack:
+        states, actions, prob = stack.pop()
+        s = states[-1]
+        for a in range(A):
+            pa = prob * probs[s, a]
+            acts = actions + (a,)
+            if len(acts) == horizon:                       # cut: every outcome gives this episode
+                found.append((states, acts, pa))
+                continue
+            found.append((states, acts, pa * (1.0 - mdp.P[s, a].sum())))   # terminates here
+            stack += [(states + (s2,), acts, pa * mdp.P[s, a, s2]) for s2 in range(S) if mdp.P[s, a, s2] > 0]
+    lengths = np.array([len(a) for _, a, _ in found])
+    states = np.concatenate([s for s, _, _ in found])
+    actions = np.concatenate([a for _, a, _ in found])
+    from rlref.mdp import Episodes
+    episodes = Episodes(states, actions, mdp.R[states, actions], np.repeat(np.arange(len(found)), lengths),
+                        np.concatenate([np.arange(n) for n in lengths]), lengths)
+    return episodes, np.array([p for _, _, p in found])
+
+
+@pytest.mark.parametrize("per_decision", [False, True])
+def test_is_estimators_exactly_unbiased_by_enumeration(per_decision):
+    mdp = random_mdp(3, 2, np.random.default_rng(11), gamma=0.9, p_terminate=0.3)
+    theta_old = np.random.default_rng(12).standard_normal((3, 2))
+    theta = theta_old + np.random.default_rng(13).standard_normal((3, 2))
+    for H in (1, 2, 4):
+        episodes, prob = _enumerate_cut_episodes(mdp, softmax_policy(theta_old), H)
+        assert abs(prob.sum() - 1.0) < 1e-12
+        est = is_return_estimates(mdp, theta_old, theta, episodes, per_decision)
+        assert abs(prob @ est - exact_J_horizon(mdp, theta, H)) < 1e-12
