@@ -156,4 +156,4 @@ def test_is_estimators_exactly_unbiased_by_enumeration(per_decision):
         episodes, prob = _enumerate_cut_episodes(mdp, softmax_policy(theta_old), H)
         assert abs(prob.sum() - 1.0) < 1e-12
         est = is_return_estimates(mdp, theta_old, theta, episodes, per_decision)
-        assert abs(prob @ est - exact_J_horizon(mdp, theta, H)) < 1e-12
+        assert abs(prob @ est - exact_J_horizon(mdp, theta, H)) < 1e-10   # rounding of the cumulative log-ratios
