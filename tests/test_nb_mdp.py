@@ -1,4 +1,4 @@
-"""The exact off-policy and trust-region answers added to rlref/mdp.py for notebook 03:
+"""The exact off-policy and trust-region answers of rlref/offpolicy.py for notebook 03:
 finite-horizon J (MDP.13), importance weights and both importance-sampling estimators (MDP.14-15),
 the surrogate L_old (MDP.16) and the minorize-maximize lower bound (MDP.17)."""
 import numpy as np
@@ -6,10 +6,10 @@ import pytest
 
 from rlref.errors import ConfigError
 from rlref.gradcheck import check_grad, numerical_grad
-from rlref.mdp import (discounted_returns, exact_J, exact_J_horizon, exact_grad_J, exact_values,
-                       importance_weights, is_return_estimates, max_state_kl, mm_lower_bound,
-                       policy_transitions, random_mdp, sample_episodes, softmax_policy,
-                       surrogate_exact, truncate_episodes, two_state_mdp)
+from rlref.mdp import (discounted_returns, exact_J, exact_grad_J, exact_values, policy_transitions, random_mdp,
+                       sample_episodes, softmax_policy, two_state_mdp)
+from rlref.offpolicy import (exact_J_horizon, importance_weights, is_return_estimates, max_state_kl, mm_lower_bound,
+                             surrogate_exact, truncate_episodes)
 
 
 @pytest.fixture

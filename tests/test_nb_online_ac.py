@@ -41,6 +41,6 @@ def test_online_actor_step_is_batch_step_at_n1():
     s, s2 = g.standard_normal(3), g.standard_normal(3)
     new_pi, _, delta = a2c.online_step(policy, value, s, 0, 1.0, s2, False, 0.99, 0.1, 0.0)
     config = a2c.Config(ent_coef=0.0, vf_coef=0.0)
-    out = a2c.loss_and_grads(policy, value, s[None], np.array([0]), np.array([delta]), np.zeros(1), config)
-    grads_pi = out[2] if len(out) == 4 else out[1]["policy"]                 # before / after the contracts refactor
+    _, (grads_pi, _), _ = a2c.loss_and_grad(policy, value, s[None], np.array([0]), np.array([delta]), np.zeros(1),
+                                            config)
     assert np.abs(flatten(new_pi) - (flatten(policy) - 0.1 * flatten(grads_pi))).max() < 1e-14
