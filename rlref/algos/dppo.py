@@ -269,9 +269,15 @@ def shared_beta(beta, kls, config):
     return min(max(beta, config.beta_min), config.beta_max)
 
 
+def advantages(batch, value, config):
+    """Step 2's samples: V_old on every observation, then GAE (GAE.2), or the K-step advantages
+    (DPPO.5) when config.k_steps = K is set."""
+    return batch_samples(batch, value, config.gamma, config.lam, n=config.k_steps)
+
+
 def update(agent, batch, config, rng, progress=0.0, workers=None):
     workers = workers or Workers()
-    samples = batch_samples(batch, agent["value"], config.gamma, config.lam, n=config.k_steps)  # Step 2
+    samples = advantages(batch, agent["value"], config)                         # Step 2
     samples = equal_share(samples, workers, rng)
     if config.normalize_adv == "batch":
         samples["A_hat"] = standardize_global(samples["A_hat"], workers)        # (DPPO.2)
