@@ -75,6 +75,9 @@ class Solo:
     def after_collect(self, collector):  # e.g. merge normalization statistics across workers
         pass
 
+    def abort(self, err):                # an error on one worker must stop all of them
+        pass
+
 
 def evaluate(policy, env_id, episodes, seed, obs_rms=None, obs_clip=10.0):
     """Returns of `episodes` deterministic episodes (argmax / mean action), one per env, seeded.
@@ -146,6 +149,14 @@ def train(algo, config, out_dir, quiet=False):
     (None on the ranks other than 0 of a distributed run)."""
     module = algo_module(algo)
     workers = module.workers(config) if hasattr(module, "workers") else Solo()
+    try:
+        return _train(algo, module, workers, config, out_dir, quiet)
+    except BaseException as err:         # after _train's own cleanup (rank 0 saved its checkpoint)
+        workers.abort(err)
+        raise
+
+
+def _train(algo, module, workers, config, out_dir, quiet):
     extra = {"workers": workers} if hasattr(module, "workers") else {}
     root, quiet = workers.rank == 0, quiet or workers.rank != 0      # rank 0 alone writes and prints
     if root:

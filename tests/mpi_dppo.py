@@ -181,6 +181,22 @@ def check_sync_error(plant):
     return {"raised": False}
 
 
+def fail_on_rank_1():
+    """Not a check that returns: rank 1 raises in its 6th update; the whole job must end (MPI_Abort)
+    instead of leaving rank 0 waiting in the next Allreduce."""
+    from rlref.errors import NonFiniteError
+    real_update = dppo.update
+
+    def update(agent, batch, config, rng, progress=0.0, workers=None):
+        if workers.rank == 1 and int(agent["state"]["updates"]) == 5:
+            raise NonFiniteError("planted on rank 1")
+        return real_update(agent, batch, config, rng, progress, workers)
+
+    dppo.update = update
+    out = COMM.bcast(tempfile.mkdtemp(prefix="rlref-mpi-abort-") if RANK == 0 else None, root=0)
+    train_mod.train("dppo", dppo.Config(total_steps=20_000), out, quiet=True)
+
+
 CHECKS = {"equivalence": check_equivalence, "merged_stats": check_merged_stats, "training": check_training,
           "sync_error": check_sync_error}
 
@@ -190,6 +206,8 @@ def main():
     ap.add_argument("checks", nargs="*", default=list(CHECKS))
     ap.add_argument("--plant", default=None)
     args = ap.parse_args()
+    if args.checks == ["abort"]:
+        return fail_on_rank_1()
     results = {name: CHECKS[name](args.plant) for name in args.checks}
     if RANK == 0:
         print(json.dumps(results), flush=True)

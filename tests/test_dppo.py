@@ -75,6 +75,13 @@ def test_a_rank_that_steps_differently_raises_sync_error(mpi_results):
     assert got["raised"] and "differ after update 1" in got["message"], got
 
 
+@needs_mpi
+def test_an_error_on_one_rank_ends_the_whole_job():
+    done = mpiexec(sys.executable, os.path.join(ROOT, "tests", "mpi_dppo.py"), "abort", timeout=60)
+    assert done.returncode != 0
+    assert "error on rank 1 of 2: NonFiniteError: planted on rank 1; aborting the MPI job" in done.stderr
+
+
 def test_the_beta_vote_at_its_boundaries():
     config = dppo.Config()
     low, high = config.kl_target / 1.5, 1.5 * config.kl_target

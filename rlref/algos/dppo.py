@@ -189,6 +189,15 @@ class Workers:
             setattr(collector, name, merged)
             self.shared[name] = merged
 
+    def abort(self, err):
+        """An error on one rank would leave the others waiting in a collective for ever: say which
+        rank failed and why, then end the whole MPI job (MPI_Abort)."""
+        if self.comm is None:
+            return
+        print(f"error on rank {self.rank} of {self.size}: {type(err).__name__}: {err}; aborting the MPI job",
+              file=sys.stderr, flush=True)
+        self.comm.Abort(2)
+
     def check_sync(self, agent, updates):
         """SyncError unless every rank holds bitwise the same parameters, optimizer state and beta."""
         if self.comm is None:
