@@ -63,11 +63,8 @@ class Solo:
     def generators(self, seed):
         return generators(seed)
 
-    def total(self, n):                 # a count summed over workers
-        return n
-
-    def gather(self, items):            # a list concatenated over workers, in rank order
-        return list(items)
+    def collected(self, steps, returns, lengths):    # steps summed, episodes listed, over workers
+        return steps, list(returns), list(lengths)
 
     def broadcast(self, agent):          # rank 0's initial agent, on every worker
         return agent
@@ -184,8 +181,9 @@ def _train(algo, module, workers, config, out_dir, quiet):
                             stop_when_all_done=module.ROLLOUT == "episodes")
             workers.after_collect(collector)
             progress = steps / config.total_steps                     # budget used before this batch
-            steps += workers.total(int(batch.valid.sum()))
-            returns, lengths = workers.gather(batch.episode_returns), workers.gather(batch.episode_lengths)
+            new_steps, returns, lengths = workers.collected(int(batch.valid.sum()), batch.episode_returns,
+                                                            batch.episode_lengths)
+            steps += new_steps
             for ret in returns:                                       # solved: as the peer measures it
                 window.append(ret)
                 if solved is None and threshold is not None and len(window) == WINDOW \
