@@ -194,8 +194,7 @@ def test_without_mpiexec_it_trains_as_one_worker_and_says_how_to_run_more(mpi):
         assert json.load(f)["workers"] == 1
     # ... and one worker is PPO with the same settings (every logged number, bitwise)
     ppo_run = subprocess.run([sys.executable, "-m", "rlref", "train", "ppo", *args, "--out", os.path.join(out, "p"),
-                              "--set", "objective=penalty", "--set", "num_envs=4", "--set", "minibatch_size=128",
-                              "--set", "epochs=10"],
+                              "--set", "objective=penalty", "--set", "epochs=10"],
                              capture_output=True, text=True, env=ENV)
     ppo_run.check_returncode()
     rows_d, rows_p = read_progress(os.path.join(out, "d")), read_progress(os.path.join(out, "p"))
