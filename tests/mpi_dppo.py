@@ -149,7 +149,8 @@ def check_training(plant):
     dppo.update = update
     if plant == "broadcast":                           # planted: every rank keeps its own initial agent
         dppo.Workers.broadcast = lambda self, agent: agent
-    config = dppo.Config(total_steps=3000, normalize_obs=True, scale_reward=True, sync_every=1000, seed=5)
+    config = dppo.Config(total_steps=3000, num_envs=4, minibatch_size=128, normalize_obs=True, scale_reward=True,
+                         sync_every=1000, seed=5)
     summary = train_mod.train("dppo", config, out, quiet=True)
     dppo.update = real_update
     everyone = COMM.allgather(record)
