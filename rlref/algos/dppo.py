@@ -79,7 +79,7 @@ PRESETS = {
 @dataclass
 class Config(ppo.Config):
     num_envs: int = 8                # E per worker (T = n_steps steps of each per iteration)
-    epochs: int = 10                 # passes over the batch (PPO's 5 with the penalty: 17 of 20 seeds)
+    epochs: int = 10                 # passes over the batch (5, at 4 envs and minibatch 128: 17 of 20 seeds)
     minibatch_size: int = 256        # samples per worker per gradient step (global: W times this)
     objective: str = "penalty"       # the notes' adaptive KL penalty with hinge (PPO.3); or "clip"
     alpha: float = 2.0               # alpha of (DPPO.4): one worker multiplies or divides beta by it
