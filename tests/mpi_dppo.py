@@ -138,6 +138,7 @@ def check_training(plant):
     real_update = dppo.update
 
     def update(agent, batch, config, rng, progress=0.0, workers=None):
+        record.setdefault("first_batch", hashlib.sha256(batch.obs.tobytes()).hexdigest())
         record["valid"] += int(batch.valid.sum())
         record["episodes"] += len(batch.episode_returns)
         new, diag = real_update(agent, batch, config, rng, progress, workers)
@@ -155,7 +156,8 @@ def check_training(plant):
     dppo.update = real_update
     everyone = COMM.allgather(record)
     result = {"updates": len(record["hashes"]),
-              "identical_every_update": all(r["hashes"] == everyone[0]["hashes"] for r in everyone)}
+              "identical_every_update": all(r["hashes"] == everyone[0]["hashes"] for r in everyone),
+              "ranks_see_different_data": len({r["first_batch"] for r in everyone}) == W}
     if RANK == 0:
         result.update(workers=summary["workers"], total_steps_ok=summary["total_steps"] == sum(r["valid"] for r in everyone),
                       episodes_ok=int(train_mod.checkpoint.load_meta(out)["counters"]["episodes"])

@@ -66,6 +66,7 @@ def test_merged_statistics_equal_the_statistics_of_all_the_data(mpi_results):
 def test_every_rank_holds_identical_parameters_after_every_update(mpi_results):
     got = mpi_results["training"]
     assert got["updates"] >= 10 and got["identical_every_update"], got
+    assert got["ranks_see_different_data"], got
     assert got["workers"] == 2 and got["total_steps_ok"] and got["episodes_ok"] and got["only_rank0_wrote"], got
 
 
@@ -73,6 +74,29 @@ def test_every_rank_holds_identical_parameters_after_every_update(mpi_results):
 def test_a_rank_that_steps_differently_raises_sync_error(mpi_results):
     got = mpi_results["sync_error"]
     assert got["raised"] and "differ after update 1" in got["message"], got
+
+
+@needs_mpi
+def test_two_worker_runs_are_reproducible_and_the_workers_see_different_episodes():
+    out = tempfile.mkdtemp(prefix="rlref-dppo-repro-")
+    rows = []
+    for name in ("a", "b"):
+        done = mpiexec(sys.executable, "-m", "rlref", "train", "dppo", "--seed", "9", "--total-steps", "3000",
+                       "--quiet", "--out", os.path.join(out, name))
+        assert done.returncode == 0, done.stderr[-3000:]
+        rows.append([{k: v for k, v in r.items() if k != "wall_s"} for r in read_progress(os.path.join(out, name))])
+    assert rows[0] == rows[1] and len(rows[0]) >= 5
+    # rank r's generators are its own (child 4 + r of the run's SeedSequence), the same in every run
+    first = {}
+    for rank in (0, 1, 2):
+        w = dppo.Workers()
+        w.rank = rank
+        first[rank] = [g.integers(2**62) for g in w.generators(9).values()]
+    assert len({x for v in first.values() for x in v}) == 15
+    w = dppo.Workers()
+    w.rank = 1
+    assert [g.integers(2**62) for g in w.generators(9).values()] == first[1]
+    shutil.rmtree(out, ignore_errors=True)
 
 
 @needs_mpi
