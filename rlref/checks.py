@@ -16,10 +16,10 @@ import numpy as np
 
 from rlref.distributions import Categorical, DiagGaussian
 from rlref.gradcheck import check_grad, numerical_jacobian, rel_error
-from rlref.nn import ACTIVATIONS, flatten, init_mlp, mlp_backward, mlp_forward, mlp_jvp, unflatten
+from rlref.nn import ACTIVATIONS, flatten, init_mlp, mlp_backward, mlp_forward, mlp_jvp, splitter, unflatten
 from rlref.value import value_loss_and_grad
-from rlref.policy import (fisher_quadratic, fisher_vector_product, init_policy, mean_kl_grad, policy_backward,
-                          policy_forward)
+from rlref.policy import (fisher_quadratic, init_policy, matrix_free_fisher, mean_kl, mean_kl_grad,
+                          policy_backward, policy_forward)
 
 TOL = 1e-6
 
@@ -132,15 +132,10 @@ def _kind(gaussian):
     return "Gaussian" if gaussian else "Categorical"
 
 
-def mean_kl(theta, old_dist, like, obs):
-    """mean_i KL(pi_old(.|s_i) || pi_theta(.|s_i)) at the flat theta."""
-    return float(old_dist.kl(policy_forward(unflatten(theta, like), obs)[0]).mean())
-
-
-def matrix_free_fisher(params, obs):
-    """F (P, P) column by column from the matrix-free product F e_j of (POL.2)."""
-    fvp = fisher_vector_product(params, obs)
-    return np.stack([fvp(e) for e in np.eye(flatten(params).size)], axis=1)
+def _sampled(rng, gaussian, N):
+    """(kind, policy, obs, actions sampled from the policy) for one policy kind."""
+    policy, obs = _policy(rng, gaussian, N=N)
+    return _kind(gaussian), policy, obs, policy_forward(policy, obs)[0].sample(rng)
 
 
 def policy_checks(rng):
@@ -151,34 +146,35 @@ def policy_checks(rng):
 
 
 def _policy_entries(rng, gaussian):
+    """The entries of policy_checks for one policy kind (a function each, so that every lambda
+    closes over its own arrays)."""
     from rlref.algos import npg
     table = []
-    if True:                                                  # one policy kind per call (closures)
-        params, obs = _policy(rng, gaussian)
-        a = policy_forward(params, obs)[0].sample(rng)
-        N = obs.shape[0]
+    params, obs = _policy(rng, gaussian)
+    a = policy_forward(params, obs)[0].sample(rng)
+    N = obs.shape[0]
 
-        def g(p):
-            d, cache = policy_forward(p, obs)
-            score = d.dlogp(a)
-            return policy_backward(tuple(s_ / N for s_ in score) if gaussian else score / N, cache)
-        table.append((f"{_kind(gaussian)} policy: d mean logp / d theta", f"P={flatten(params).size}",
-                      lambda p: policy_forward(p, obs)[0].logp(a).mean(), g, params))
-        theta_old = flatten(params)
-        old_dist = policy_forward(params, obs)[0]
-        theta = theta_old + 0.3 * rng.standard_normal(theta_old.size)      # away from the minimum
-        table.append((f"{_kind(gaussian)} policy: mean KL gradient (POL.3) d/dtheta", f"P={theta.size}",
-                      lambda t: mean_kl(t, old_dist, params, obs), lambda t: mean_kl_grad(params, old_dist, t, obs),
-                      theta))
-        H = numerical_jacobian(lambda t: mean_kl_grad(params, old_dist, t, obs), theta_old.copy())
-        F = matrix_free_fisher(params, obs)
-        table.append((f"{_kind(gaussian)} policy: Hessian of mean KL at theta_old vs J^T M J",
-                      str(F.shape), float(rel_error(F, H).max())))
-        F_explicit = npg.fisher_matrix(npg.fisher_factor(params, obs, "exact"))
-        x = rng.standard_normal(theta_old.size)
-        dist, cache = policy_forward(params, obs)
-        table.append((f"{_kind(gaussian)} policy: x^T F x one forward pass vs explicit", "()",
-                      float(rel_error(fisher_quadratic(dist, cache, x, params), x @ F_explicit @ x))))
+    def g(p):
+        d, cache = policy_forward(p, obs)
+        score = d.dlogp(a)
+        return policy_backward(tuple(s_ / N for s_ in score) if gaussian else score / N, cache)
+    table.append((f"{_kind(gaussian)} policy: d mean logp / d theta", f"P={flatten(params).size}",
+                  lambda p: policy_forward(p, obs)[0].logp(a).mean(), g, params))
+    theta_old = flatten(params)
+    old_dist = policy_forward(params, obs)[0]
+    theta = theta_old + 0.3 * rng.standard_normal(theta_old.size)      # away from the minimum
+    table.append((f"{_kind(gaussian)} policy: mean KL gradient (POL.3) d/dtheta", f"P={theta.size}",
+                  lambda t: mean_kl(t, old_dist, params, obs), lambda t: mean_kl_grad(params, old_dist, t, obs),
+                  theta))
+    H = numerical_jacobian(lambda t: mean_kl_grad(params, old_dist, t, obs), theta_old.copy())
+    F = matrix_free_fisher(params, obs)
+    table.append((f"{_kind(gaussian)} policy: Hessian of mean KL at theta_old vs J^T M J",
+                  str(F.shape), float(rel_error(F, H).max())))
+    F_explicit = npg.fisher_matrix(npg.fisher_factor(params, obs, "exact"))
+    x = rng.standard_normal(theta_old.size)
+    dist, cache = policy_forward(params, obs)
+    table.append((f"{_kind(gaussian)} policy: x^T F x one forward pass vs explicit", "()",
+                  float(rel_error(fisher_quadratic(dist, cache, x, params), x @ F_explicit @ x))))
     return table
 
 
@@ -203,25 +199,22 @@ def loss_checks(rng):
 def _algorithm_loss_entries(rng, gaussian):
     from rlref.algos import a2c, reinforce, trpo
     table = []
-    if True:                                                  # one policy kind per call (closures)
-        kind = _kind(gaussian)
-        policy, obs = _policy(rng, gaussian, N=8)
-        actions = policy_forward(policy, obs)[0].sample(rng)
-        A_hat, R_hat = rng.standard_normal(8), rng.standard_normal(8)
-        table.append(_loss_entry(f"REINFORCE loss (PG.4), {kind}", f"P={flatten(policy).size}",
-                                 lambda p: reinforce.loss_and_grad(p, obs, actions, A_hat), policy))
-        value = init_mlp([obs.shape[1], 4, 1], rng, out_gain=1.0)
-        config = a2c.Config(ent_coef=0.3, vf_coef=0.7)
-        table.append((f"A2C loss (AC.3) d/dtheta, with entropy, {kind}", f"P={flatten(policy).size}",
-                      lambda p: a2c.loss_and_grad(p, value, obs, actions, A_hat, R_hat, config)[0],
-                      lambda p: a2c.loss_and_grad(p, value, obs, actions, A_hat, R_hat, config)[1][0], policy))
-        table.append((f"A2C loss (AC.3) d/dphi (value term), {kind}", f"P={flatten(value).size}",
-                      lambda v: a2c.loss_and_grad(policy, v, obs, actions, A_hat, R_hat, config)[0],
-                      lambda v: a2c.loss_and_grad(policy, v, obs, actions, A_hat, R_hat, config)[1][1], value))
-        theta_old = flatten(policy) + 0.1 * rng.standard_normal(flatten(policy).size)
-        logp_old = policy_forward(unflatten(theta_old, policy), obs)[0].logp(actions)   # ratio != 1
-        table.append(_loss_entry(f"TRPO surrogate (TRPO.1) d/dtheta, {kind}", f"P={flatten(policy).size}",
-                                 lambda p: trpo.surrogate_and_grad(p, obs, actions, A_hat, logp_old), policy))
+    kind, policy, obs, actions = _sampled(rng, gaussian, N=8)
+    A_hat, R_hat = rng.standard_normal(8), rng.standard_normal(8)
+    table.append(_loss_entry(f"REINFORCE loss (PG.4), {kind}", f"P={flatten(policy).size}",
+                             lambda p: reinforce.loss_and_grad(p, obs, actions, A_hat), policy))
+    value = init_mlp([obs.shape[1], 4, 1], rng, out_gain=1.0)
+    config = a2c.Config(ent_coef=0.3, vf_coef=0.7)
+    table.append((f"A2C loss (AC.3) d/dtheta, with entropy, {kind}", f"P={flatten(policy).size}",
+                  lambda p: a2c.loss_and_grad(p, value, obs, actions, A_hat, R_hat, config)[0],
+                  lambda p: a2c.loss_and_grad(p, value, obs, actions, A_hat, R_hat, config)[1][0], policy))
+    table.append((f"A2C loss (AC.3) d/dphi (value term), {kind}", f"P={flatten(value).size}",
+                  lambda v: a2c.loss_and_grad(policy, v, obs, actions, A_hat, R_hat, config)[0],
+                  lambda v: a2c.loss_and_grad(policy, v, obs, actions, A_hat, R_hat, config)[1][1], value))
+    theta_old = flatten(policy) + 0.1 * rng.standard_normal(flatten(policy).size)
+    logp_old = policy_forward(unflatten(theta_old, policy), obs)[0].logp(actions)   # ratio != 1
+    table.append(_loss_entry(f"TRPO surrogate (TRPO.1) d/dtheta, {kind}", f"P={flatten(policy).size}",
+                             lambda p: trpo.surrogate_and_grad(p, obs, actions, A_hat, logp_old), policy))
     return table
 
 
@@ -256,12 +249,12 @@ def _ppo_entries(rng, gaussian):
                                          Categorical(z), dist_old, actions, logp_old, A_hat, config, 0.5), logits))
     value = init_mlp([obs.shape[1], 4, 1], rng, out_gain=1.0)
     x = np.concatenate([flatten(theta), flatten(value)])
-    like = {"policy": theta, "value": value}
+    split = splitter(theta, value)
     mb = {"obs": obs, "actions": actions, "logp_old": logp_old, "A_hat": A_hat,
           "R_hat": rng.standard_normal(12), "V_old": rng.standard_normal(12), "dist_old": dist_old}
     config = ppo.Config(ent_coef=0.1, vf_coef=0.7, normalize_adv="none")
     table.append(_loss_entry(f"PPO joint loss (PPO.6) d/d(theta, phi), {kind}", f"P={x.size}",
-                             lambda t: ppo.minibatch_loss_and_grad(t, like, flatten(theta).size, mb, config, 0.5), x))
+                             lambda t: ppo.minibatch_loss_and_grad(t, split, mb, config, 0.5), x))
     return table
 
 
@@ -288,20 +281,17 @@ def agreement_checks(rng):
 def _npg_entries(rng, gaussian):
     from rlref.algos import npg
     table = []
-    if True:                                                  # one policy kind per call (closures)
-        kind = _kind(gaussian)
-        policy, obs = _policy(rng, gaussian, N=6)
-        actions = policy_forward(policy, obs)[0].sample(rng)
-        w = rng.standard_normal(6)                             # random projection over samples
-        table.append((f"NPG score matrix rows (NPG.4), w^T score, {kind}", f"P={flatten(policy).size}",
-                      lambda p: w @ policy_forward(p, obs)[0].logp(actions),
-                      lambda p: unflatten(w @ npg.score_matrix(p, obs, actions), p), policy))
-        theta_old = flatten(policy)
-        old_dist = policy_forward(policy, obs)[0]
-        H = numerical_jacobian(lambda t: mean_kl_grad(policy, old_dist, t, obs), theta_old.copy())
-        F = npg.fisher_matrix(npg.fisher_factor(policy, obs, "exact"))
-        table.append((f"NPG exact Fisher Z^T Z (NPG.3) vs Hessian of mean KL, {kind}", str(F.shape),
-                      float(rel_error(F, H).max())))
+    kind, policy, obs, actions = _sampled(rng, gaussian, N=6)
+    w = rng.standard_normal(6)                             # random projection over samples
+    table.append((f"NPG score matrix rows (NPG.4), w^T score, {kind}", f"P={flatten(policy).size}",
+                  lambda p: w @ policy_forward(p, obs)[0].logp(actions),
+                  lambda p: unflatten(w @ npg.score_matrix(p, obs, actions), p), policy))
+    theta_old = flatten(policy)
+    old_dist = policy_forward(policy, obs)[0]
+    H = numerical_jacobian(lambda t: mean_kl_grad(policy, old_dist, t, obs), theta_old.copy())
+    F = npg.fisher_matrix(npg.fisher_factor(policy, obs, "exact"))
+    table.append((f"NPG exact Fisher Z^T Z (NPG.3) vs Hessian of mean KL, {kind}", str(F.shape),
+                  float(rel_error(F, H).max())))
     return table
 
 

@@ -49,6 +49,7 @@ class Categorical:
         shifted = logits - logits.max(axis=1, keepdims=True)            # max subtracted: no overflow
         self.logp_all = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # (N, A)
         self.probs = np.exp(self.logp_all)                              # (N, A)
+        self._entropy = None
 
     def _check_actions(self, a):
         a = np.asarray(a)
@@ -77,7 +78,9 @@ class Categorical:
         return dlogits
 
     def entropy(self):
-        return -(self.probs * self.logp_all).sum(axis=1)                 # (N,)   (DIST.2)
+        if self._entropy is None:                                        # computed once, then kept
+            self._entropy = -(self.probs * self.logp_all).sum(axis=1)    # (N,)   (DIST.2)
+        return self._entropy
 
     def dentropy(self):
         """dH/dlogits = -p (log p + H).  (DIST.2)"""

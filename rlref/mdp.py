@@ -31,7 +31,7 @@ d is not normalized: sum_s d[s] = E[sum_t gamma^t], and J = d . r_pi.
 causality: E[score_t r_t'] = 0 for t' < t, and the rest of G_0 is sum_{t' >= t} gamma^t' r_t' =
 gamma^t G_t, which is where the gamma^t in front of the score comes from. Any b_t that does not
 depend on a_t, a_{t+1}, ... keeps the mean, because E[score_t | s_t] = 0. (MDP.12) is what
-practical implementations compute (DESIGN.md): in general it is biased for J when gamma < 1.
+practical implementations compute (rlref drops gamma^t too): in general it is biased for J when gamma < 1.
 """
 import numpy as np
 

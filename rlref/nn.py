@@ -29,6 +29,7 @@ import numpy as np
 from rlref.errors import ConfigError, require_array
 
 ACTIVATIONS = ("tanh", "relu", "identity")
+INITS = ("orthogonal", "xavier")
 
 
 class MLPParams(dict):
@@ -63,8 +64,16 @@ def orthogonal(shape, rng, gain=1.0):
     return np.ascontiguousarray(gain * q)
 
 
-def init_mlp(sizes, rng, activation="tanh", out_gain=1.0, hidden_gain=np.sqrt(2.0)):
-    """Orthogonal weights (gain `hidden_gain` on hidden layers, `out_gain` on the last), zero biases.
+def xavier(shape, rng, gain=1.0):
+    """Glorot & Bengio (2010) uniform: entries ~ U(-a, a), a = gain sqrt(6 / (fan_in + fan_out)),
+    so that activations and gradients keep their variance through a linear layer."""
+    a = gain * np.sqrt(6.0 / (shape[0] + shape[1]))
+    return rng.uniform(-a, a, size=shape)
+
+
+def init_mlp(sizes, rng, activation="tanh", out_gain=1.0, hidden_gain=np.sqrt(2.0), init="orthogonal"):
+    """Orthogonal weights (gain `hidden_gain` on hidden layers, `out_gain` on the last), zero biases;
+    init="xavier" draws Glorot-uniform weights with the same gains instead (for the ablation).
 
     sizes: [D, H1, ..., K], at least two entries. Policies use out_gain=0.01 so that the initial
     policy is close to uniform; value functions use out_gain=1 (PPO implementation detail, see
@@ -74,11 +83,14 @@ def init_mlp(sizes, rng, activation="tanh", out_gain=1.0, hidden_gain=np.sqrt(2.
     if len(sizes) < 2 or min(sizes) < 1:
         raise ConfigError(f"sizes must list at least an input and an output size, all >= 1, got {sizes}")
     _check_activation(activation)
+    if init not in INITS:
+        raise ConfigError(f"init must be one of {INITS}, got {init!r}")
+    draw = orthogonal if init == "orthogonal" else xavier
     params = MLPParams(activation=activation)
     n_layers = len(sizes) - 1
     for k in range(1, n_layers + 1):
         gain = out_gain if k == n_layers else hidden_gain
-        params[f"W{k}"] = orthogonal((sizes[k - 1], sizes[k]), rng, gain)   # (in, out)
+        params[f"W{k}"] = draw((sizes[k - 1], sizes[k]), rng, gain)        # (in, out)
         params[f"b{k}"] = np.zeros(sizes[k])                                 # (out,)
     return params
 
@@ -185,6 +197,29 @@ def mlp_jvp(dparams, cache, dx=None):
 def flatten(params):
     """All arrays of a parameter dict, raveled and concatenated in the dict's key order -> (P,)."""
     return np.concatenate([np.ravel(params[k]) for k in params])
+
+
+def splitter(*likes):
+    """A function theta -> (params shaped like likes[0], like likes[1], ...) of views into
+    consecutive pieces of the flat theta: unflatten(copy=False) with the offsets computed once,
+    for loops that split the same vector thousands of times."""
+    plan, start = [], 0
+    for like in likes:
+        entries = []
+        for k, v in like.items():
+            entries.append((k, start, start + np.size(v), np.shape(v)))
+            start += np.size(v)
+        plan.append((getattr(like, "activation", None), entries))
+
+    def split(theta):
+        out = []
+        for activation, entries in plan:
+            params = {} if activation is None else MLPParams(activation=activation)
+            for k, a, b, shape in entries:
+                params[k] = theta[a:b].reshape(shape)
+            out.append(params)
+        return tuple(out)
+    return split
 
 
 def unflatten(theta, like, copy=True):

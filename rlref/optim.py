@@ -92,6 +92,8 @@ def clip_grad_norm(grad, max_norm, check=True):
     if not np.isfinite(norm):
         raise NonFiniteError(f"gradient norm is {norm}; the parameters were not changed")
     scale = min(1.0, max_norm / norm) if norm > 0.0 else 1.0
+    if scale == 1.0:                                                # nothing to clip
+        return grad, norm
     if isinstance(grad, dict):
         return {k: v * scale for k, v in grad.items()}, norm
     return grad * scale, norm

@@ -28,13 +28,13 @@ from rlref.nn import flatten, init_mlp, mlp_backward, mlp_forward, mlp_jvp, unfl
 
 
 def init_policy(sizes, rng, gaussian=False, activation="tanh", out_gain=0.01, log_std=0.0,
-                hidden_gain=np.sqrt(2.0)):
+                hidden_gain=np.sqrt(2.0), init="orthogonal"):
     """Policy parameters: an MLP [D, H..., A] (+ "log_std" (A,) for a Gaussian policy).
 
     out_gain=0.01 starts the policy near uniform / near a zero mean (an implementation detail from
     the PPO literature, Andrychowicz et al. 2021).
     """
-    params = init_mlp(sizes, rng, activation=activation, out_gain=out_gain, hidden_gain=hidden_gain)
+    params = init_mlp(sizes, rng, activation=activation, out_gain=out_gain, hidden_gain=hidden_gain, init=init)
     if gaussian:
         params["log_std"] = np.full(sizes[-1], float(log_std))     # (A,)
     return params
@@ -125,3 +125,14 @@ def mean_kl_grad(policy, old_dist, theta, obs):
     new_dist, cache = policy_forward(unflatten(theta, policy, copy=False), obs)
     N = obs.shape[0]
     return flatten(policy_backward(scale_rows(old_dist.dkl(new_dist), np.full(N, 1.0 / N)), cache))
+
+
+def mean_kl(theta, old_dist, like, obs):
+    """mean_i KL(pi_old(.|s_i) || pi_theta(.|s_i)) at the flat theta."""
+    return float(old_dist.kl(policy_forward(unflatten(theta, like), obs)[0]).mean())
+
+
+def matrix_free_fisher(params, obs):
+    """F (P, P) column by column from the matrix-free product F e_j of (POL.2)."""
+    fvp = fisher_vector_product(params, obs)
+    return np.stack([fvp(e) for e in np.eye(flatten(params).size)], axis=1)

@@ -16,10 +16,10 @@ from rlref.nn import flatten, init_mlp, mlp_backward, mlp_forward, unflatten
 from rlref.optim import adam_init, adam_step
 
 
-def init_value(config, obs_dim, rng, out_gain=1.0, hidden_gain=np.sqrt(2.0)):
+def init_value(config, obs_dim, rng, out_gain=1.0, hidden_gain=np.sqrt(2.0), init="orthogonal"):
     """{"value": params, "opt_v": Adam state}: an MLP [D, hidden..., 1]."""
     value = init_mlp([obs_dim, *config.hidden, 1], rng, activation=config.activation, out_gain=out_gain,
-                     hidden_gain=hidden_gain)
+                     hidden_gain=hidden_gain, init=init)
     return {"value": value, "opt_v": adam_init(flatten(value))}
 
 

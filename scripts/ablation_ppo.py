@@ -16,6 +16,13 @@ baseline is turned on):
     orthogonal init gains                (hidden sqrt 2, policy out 0.01, value out 1) -> 1 everywhere
     activation                           tanh -> relu
     objective                            clip (PPO.1) -> adaptive KL penalty (PPO.3-4)
+    initialization                       orthogonal with gains -> Xavier (Glorot uniform), gain 1
+
+and two variants after Engstrom et al. (2020), "Implementation Matters in Deep Policy Gradients":
+PPO-NoClip (clip_eps = 1e9: the plain ratio surrogate, every other detail on) and "clip, no
+details" (PPO-M: the clip on, but no observation normalization, reward scaling or advantage
+normalization, Xavier init with gain 1, no learning-rate annealing, no gradient clipping, no
+entropy bonus).
 
 Runs go through ``rlref.train.train`` (the function the command line calls) on seeds 201-205,
 which were used for no tuning. Per run we keep the deterministic evaluation (summary
@@ -28,7 +35,7 @@ the end), the mean of a few diagnostics, and the learning curve subsampled to ab
 
 Per variant and metric, the difference of the seed means from the baseline's comes with an exact
 two-sided permutation p-value (all C(2n, n) splits of the 2n runs); with 5 seeds the smallest
-possible p is 2/252 = 0.008. Sixteen variants are compared, so a single p near 0.05 is weak
+possible p is 2/252 = 0.008. Twenty-two variants are compared, so a single p near 0.05 is weak
 evidence.
 
 Writes ``figures/04_ablation.json``, ``figures/04_ablation_cartpole.png`` and
@@ -66,7 +73,7 @@ ROOT = pathlib.Path(rlref.__file__).resolve().parent.parent
 ENVS = ("CartPole-v1", "Pendulum-v1")
 SEEDS = (201, 202, 203, 204, 205)
 CURVE_POINTS = 60                 # learning-curve points kept per run
-COLORS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C9")    # per variant; the baseline is dark gray
+COLORS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C9", "C8", "m", "teal")   # per variant; baseline dark gray
 CURVES = ("kl", "kl_k1", "kl_k3", "clip_frac", "explained_var", "beta")   # kept per row, besides return_mean
 DIAGNOSTICS = ("kl", "kl_k1", "kl_k3", "clip_frac", "explained_var", "entropy", "beta")
 
@@ -92,6 +99,14 @@ def variants(base):
         ("gain_1", "init gains 1 everywhere", {"hidden_gain": 1.0, "pi_out_gain": 1.0, "v_out_gain": 1.0}),
         ("relu", "ReLU instead of tanh", {"activation": "relu"}),
         ("penalty", "KL penalty instead of clip", {"objective": "penalty"}),
+        ("xavier", "Xavier init (gain 1)", {"init": "xavier", "hidden_gain": 1.0, "pi_out_gain": 1.0,
+                                            "v_out_gain": 1.0}),
+        # Engstrom et al. (2020): are PPO's gains the clip's or its implementation details'?
+        ("no_clip", "PPO-NoClip (no clip)", {"clip_eps": 1e9}),
+        ("clip_only", "clip, no details (PPO-M)", {"normalize_obs": False, "scale_reward": False,
+                                                   "normalize_adv": "none", "init": "xavier", "hidden_gain": 1.0,
+                                                   "pi_out_gain": 1.0, "v_out_gain": 1.0, "anneal_lr": False,
+                                                   "max_grad_norm": 1e9, "ent_coef": 0.0}),
     ]
 
 
@@ -204,8 +219,9 @@ def plot_env(env, res, path):
     color = ["0.25"] + list(COLORS)
     base = vs[0]
     threshold = res["threshold"]
-    fig = plt.figure(figsize=(16, 10.5))
-    gs = fig.add_gridspec(3, 4, height_ratios=[1, 1, 1.1])
+    rows = -(-(len(vs) - 1) // 4)                                      # rows of per-variant curves
+    fig = plt.figure(figsize=(16, 3.5 * rows + 3.5))
+    gs = fig.add_gridspec(rows + 1, 4, height_ratios=[1] * rows + [1.1])
     gb, Yb = common_grid(base["runs"])
     for k, v in enumerate(vs[1:]):
         ax = fig.add_subplot(gs[k // 4, k % 4])
@@ -221,10 +237,10 @@ def plot_env(env, res, path):
         ax.tick_params(labelsize=8)
         if k % 4 == 0:
             ax.set_ylabel("return_mean (last 20 episodes)", fontsize=8)
-        if k >= 4:
+        if k >= len(vs) - 5:
             ax.set_xlabel("env steps", fontsize=8)
         ax.legend(fontsize=7, loc="lower right")
-    ax = fig.add_subplot(gs[2, :2])
+    ax = fig.add_subplot(gs[rows, :2])
     x = np.arange(len(vs))
     rng = np.random.default_rng(0)                                     # horizontal jitter of the dots only
     for i, v in enumerate(vs):
@@ -237,7 +253,7 @@ def plot_env(env, res, path):
     ax.set_title(f"final evaluation: bar = mean over {len(base['runs'])} seeds, dots = seeds", fontsize=10)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, axis="y")
-    ax = fig.add_subplot(gs[2, 2:])
+    ax = fig.add_subplot(gs[rows, 2:])
     for i, v in enumerate(vs):
         total = v["runs"][0]["total_steps"]
         for r in v["runs"]:

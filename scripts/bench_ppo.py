@@ -1,17 +1,17 @@
 """Where a PPO training run spends its time: the profile behind the README's speed figures.
 
-    python scripts/bench_ppo.py [--env CartPole-v1] [--seeds 1 2 3]
+    python scripts/bench_ppo.py [--env CartPole-v1] [--seeds 1 2 3] [--set key=value ...]
 
 Trains PPO exactly as `python -m rlref train ppo --env ENV` does (the same `rlref.train.train`,
 one BLAS thread, the same malloc setting as the command line) and splits each run's wall time into
   env.step          the gymnasium vector env (all E envs, one call per step)
   policy + record   the rest of the collection loop: forward pass, sampling, log-probabilities, stores
-  minibatch steps   Step 3 of ppo.update: forward, losses, backward, clipping, Adam
+  minibatch steps   Step 3 of ppo.update (ppo.run_epochs): forward, losses, backward, clipping, Adam
   rest of update    GAE, the old distribution, the diagnostics (exact KL, k1, k3, ...)
   rest              logging, the solved check
 and prints steps per second, also for the bare env stepped with fixed actions (the ceiling that
 no agent can pass). The timers wrap the functions, so each call costs a microsecond more than
-without them. Compare the run with the peer with `../shared/bench/compare.py ppo CartPole-v1`.
+without them. Compare the run with the peer with the yardstick shared/bench/compare.py (kept beside the repository).
 Shared machines are noisy: read shares and ratios.
 """
 import argparse
@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 
 from rlref import train as train_module  # noqa: E402
 from rlref.algos import ppo  # noqa: E402
+from rlref.config import parse_value  # noqa: E402
 from rlref.rollout import make_envs  # noqa: E402
 
 rlref.keep_freed_memory()                 # as `python -m rlref` does
@@ -43,10 +44,10 @@ def timed(f, key, acc):
     return wrapper
 
 
-def profile_run(env, seed):
+def profile_run(env, seed, settings):
     """One training run with timers around its parts -> (summary, seconds per part)."""
     acc = dict.fromkeys(PARTS, 0.0)
-    originals = (train_module.make_envs, train_module.collect, ppo.update, ppo.minibatch_step)
+    originals = (train_module.make_envs, train_module.collect, ppo.update, ppo.run_epochs)
 
     def make_timed_envs(env_id, num_envs):
         envs = make_envs(env_id, num_envs)
@@ -56,12 +57,12 @@ def profile_run(env, seed):
     train_module.make_envs = make_timed_envs
     train_module.collect = timed(originals[1], "collect", acc)
     ppo.update = timed(originals[2], "update", acc)
-    ppo.minibatch_step = timed(originals[3], "minibatch steps", acc)
+    ppo.run_epochs = timed(originals[3], "minibatch steps", acc)
     try:
-        summary = train_module.train("ppo", ppo.Config(**{**ppo.PRESETS.get(env, {}), "env": env, "seed": seed}),
+        summary = train_module.train("ppo", ppo.Config(**{**ppo.PRESETS.get(env, {}), **settings, "env": env, "seed": seed}),
                                      tempfile.mkdtemp(prefix="rlref-bench-ppo-"), quiet=True)
     finally:
-        train_module.make_envs, train_module.collect, ppo.update, ppo.minibatch_step = originals
+        train_module.make_envs, train_module.collect, ppo.update, ppo.run_epochs = originals
     return summary, acc
 
 
@@ -84,14 +85,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--env", default="CartPole-v1")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting of ppo.Config")
     a = ap.parse_args()
-    config = ppo.Config(**{**ppo.PRESETS.get(a.env, {}), "env": a.env})
+    settings = {k: parse_value(ppo.Config, k, v) for k, _, v in (s.partition("=") for s in a.set)}
+    config = ppo.Config(**{**ppo.PRESETS.get(a.env, {}), **settings, "env": a.env})
     print(f"PPO on {a.env}: {config.num_envs} envs x {config.n_steps} steps per batch, {config.epochs} epochs of "
           f"minibatches of {config.minibatch_size}, hidden {config.hidden}, {config.total_steps} steps")
     print(f"{'seed':>4} {'wall s':>7} {'steps/s':>8} {'solved at':>10} {'(s)':>6} {'env.step':>9} {'policy+rec':>10} "
           f"{'minibatch':>9} {'upd rest':>8} {'rest':>6}   (shares of wall)")
     for seed in a.seeds:
-        s, acc = profile_run(a.env, seed)
+        s, acc = profile_run(a.env, seed, settings)
         wall = s["wall_s"]
         shares = (acc["env.step"], acc["collect"] - acc["env.step"], acc["minibatch steps"],
                   acc["update"] - acc["minibatch steps"], wall - acc["collect"] - acc["update"])

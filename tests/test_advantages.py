@@ -139,3 +139,29 @@ def test_explained_variance_at_its_reference_points(rng):
     assert abs(explained_variance(R, np.full(50, R.mean()))) < 1e-12       # predicting the mean
     assert explained_variance(R, -R) < 0.0                                 # worse than the mean
     assert np.isnan(explained_variance(np.ones(5), np.zeros(5)))           # undefined
+
+
+def test_batch_samples_is_the_preamble_every_algorithm_shared(rng):
+    """batch_samples = V on every observation, GAE (or the n-step advantage) on the (T, E) arrays,
+    then the valid entries flattened: compared with those steps written out, on a real rollout
+    with autoreset steps inside it."""
+    from rlref.advantages import batch_samples
+    from rlref.nn import init_mlp
+    from rlref.policy import init_policy
+    from rlref.rollout import collect, make_envs, start
+    from rlref.value import value_forward
+    envs = make_envs("CartPole-v1", 4)
+    policy, value = init_policy([4, 8, 2], rng), init_mlp([4, 8, 1], rng)
+    batch = collect(start(envs, 3), policy, 40, rng)
+    assert not batch.valid.all()                                          # autoreset steps inside
+    V = value_forward(value, batch.obs)                                   # (T + 1, E)
+    A, R = gae(batch.rewards, V[:-1], V[1:], batch.terminated, batch.dones, 0.97, 0.9)
+    s = batch_samples(batch, value, 0.97, 0.9)
+    for key, full in (("A_hat", A), ("R_hat", R), ("V_old", V[:-1]), ("obs", batch.obs[:-1]),
+                      ("actions", batch.actions), ("logp_old", batch.logp)):
+        assert np.array_equal(s[key], full[batch.valid]), key
+    R5 = n_step_returns(batch.rewards, V[1:], batch.terminated, batch.dones, 0.97, 5)
+    s5 = batch_samples(batch, value, 0.97, n=5)
+    assert np.array_equal(s5["A_hat"], (R5 - V[:-1])[batch.valid]) and np.array_equal(s5["R_hat"], R5[batch.valid])
+    no_critic = batch_samples(batch, None, 0.97)                          # V = 0, lam = 1: G_t
+    assert np.array_equal(no_critic["A_hat"], reward_to_go(batch.rewards, batch.dones, 0.97)[batch.valid])

@@ -160,3 +160,14 @@ def test_bad_inputs_raise_named_errors(rng):
     with pytest.raises(ValueError, match="missing"):
         mlp_jvp({"W1": np.zeros((3, 4))}, cache)
     assert isinstance(params, MLPParams)
+
+
+def test_xavier_init_has_the_glorot_range_and_variance(rng):
+    params = init_mlp([300, 200, 2], rng, init="xavier", hidden_gain=1.0, out_gain=0.5)
+    a1 = np.sqrt(6.0 / 500)                                  # gain 1 on the hidden layer
+    W1 = params["W1"]
+    assert W1.shape == (300, 200) and np.abs(W1).max() <= a1 and np.abs(W1).max() > 0.99 * a1
+    assert abs(W1.var() / (a1 * a1 / 3.0) - 1.0) < 0.02      # U(-a, a) has variance a^2 / 3
+    assert np.abs(params["W2"]).max() <= 0.5 * np.sqrt(6.0 / 202) and not np.any(params["b1"])
+    with pytest.raises(ConfigError, match="init must be one of"):
+        init_mlp([3, 2], rng, init="he")

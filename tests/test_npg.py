@@ -11,7 +11,8 @@ import pytest
 
 from rlref import nn
 from rlref.algos import npg
-from rlref.checks import agreement_checks, matrix_free_fisher, run_checks
+from rlref.checks import agreement_checks, run_checks
+from rlref.policy import matrix_free_fisher
 from rlref.policy import mean_kl_grad
 from rlref.distributions import Categorical
 from rlref.errors import ConfigError
@@ -64,7 +65,7 @@ def check_score_rows():
 
 def check_fisher_is_kl_hessian():
     """The exact F = Z^T Z equals the central-difference Hessian of the mean KL at theta_old
-    (TESTING.md's gradient-check error <= 1e-6) and the forward-mode J^T M J of rlref.checks."""
+    (the gradient-check error <= 1e-6 of README's conventions) and the forward-mode J^T M J of rlref.checks."""
     rng = np.random.default_rng(1)
     for gaussian in KINDS:
         policy, obs, _ = small_policy(rng, gaussian)

@@ -173,3 +173,37 @@ def test_plot_writes_a_png(two_runs, tmp_path):
     assert done.returncode == 0, done.stderr
     with open(out, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_presets_follow_the_env_given_by_set(tmp_path):
+    """--set env=Pendulum-v1 picks Pendulum's preset, as --env Pendulum-v1 does."""
+    out = str(tmp_path / "run")
+    done = rlref("train", "ppo", "--set", "env=Pendulum-v1", "--total-steps", "2048", "--set", "eval_episodes=1",
+                 "--out", out, "--quiet")
+    assert done.returncode == 0, done.stderr
+    with open(os.path.join(out, "config.json")) as f:
+        ran = json.load(f)
+    from rlref.algos import ppo
+    assert ran["env"] == "Pendulum-v1" and ran["n_steps"] == ppo.PRESETS["Pendulum-v1"]["n_steps"] != ppo.Config.n_steps
+
+
+@pytest.mark.parametrize("args, line", [
+    (["train", "ppo", "--set", "gamma=1.5"], "error: ConfigError: gamma must be in [0.0, 1.0], got 1.5"),
+    (["train", "ppo", "--set", "target_kl=0.01"], "error: ConfigError: the setting 'target_kl' was renamed: use 'early_stop_kl'"),
+    (["train", "trpo", "--set", "vf_lr=0.01"], "error: ConfigError: the setting 'vf_lr' was renamed: use 'lr_v'"),
+    (["train", "ppo", "--env", "Blackjack-v1", "--total-steps", "64"],
+     "error: UnsupportedSpaceError: observation space must be a 1-D Box"),
+    (["evaluate", "no-such-run"], "error: CheckpointError: no checkpoint in no-such-run")])
+def test_named_errors_reach_the_user_as_one_line(args, line, tmp_path):
+    out = ["--out", str(tmp_path / "run")] if args[0] == "train" else []
+    done = rlref(*args, *out)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(line) and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    debug = rlref(*args, *out, "--debug")               # the traceback, on request
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_unknown_algorithm_is_refused_by_the_parser():
+    done = rlref("train", "dqn")
+    assert done.returncode == 2 and "invalid choice: 'dqn'" in done.stderr

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from rlref.algos import trpo
-from rlref.checks import agreement_checks, loss_checks, matrix_free_fisher, run_checks
+from rlref.checks import agreement_checks, loss_checks, run_checks
+from rlref.policy import matrix_free_fisher
 from rlref.errors import ConfigError, NonFiniteError
 from rlref.gradcheck import check_grad, numerical_grad
 from rlref.nn import flatten, unflatten

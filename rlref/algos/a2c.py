@@ -1,8 +1,8 @@
 """Synchronous advantage actor-critic (A2C), as in the Deep RL Bootcamp's lab 4.
 
-Derived in ``notebooks/01_policy_gradient.ipynb`` from the course notes "Actor-Critic" and
-"A2C" (notebooks/README.md lists them). E envs step together for T steps; the critic V_phi supplies the baseline and
-the bootstrap; one gradient step on the combined loss follows each rollout.
+Derived in ``notebooks/01_policy_gradient.ipynb`` from the course notes "Actor-Critic" and "A2C"
+(notebooks/README.md lists them). E envs step together for T steps; the critic V_phi supplies the
+baseline and the bootstrap; one gradient step on the combined loss follows each rollout.
 
     A_hat_t = GAE(gamma, lam) from delta_t = r_t + gamma V(s_{t+1}) - V(s_t)   (GAE.1), (GAE.2)
               (lam = 1: the lab's returns, bootstrapped with V at the rollout's end), or the
@@ -85,7 +85,8 @@ def init_agent(config, obs_dim, act_dim, gaussian, rng):
 
 
 def loss_and_grad(policy, value, obs, actions, A_hat, R_hat, config):
-    """L of (AC.3), its gradients (grads_pi, grads_v) w.r.t. theta and phi, and its parts.  Step 3."""
+    """L of (AC.3), its gradients (grads_pi, grads_v) w.r.t. theta and phi, and aux: its parts
+    (floats) and "dist", the policy's distribution on obs.  Step 3."""
     N = len(A_hat)
     dist, cache_pi = policy_forward(policy, obs, check=False)
     V, cache_v = mlp_forward(value, obs, check=False)                      # (N, 1)
@@ -97,7 +98,7 @@ def loss_and_grad(policy, value, obs, actions, A_hat, R_hat, config):
                 scale_rows(dist.dentropy(), np.full(N, -config.ent_coef / N)))   # entropy term
     grads_pi = policy_backward(ddist, cache_pi)
     grads_v, _ = mlp_backward((2.0 * config.vf_coef / N) * err[:, None], cache_v, need_dx=False)
-    return float(loss), (grads_pi, grads_v), {k: float(v) for k, v in parts.items()}
+    return float(loss), (grads_pi, grads_v), {**{k: float(v) for k, v in parts.items()}, "dist": dist}
 
 
 def update(agent, batch, config, rng, progress=0.0):
@@ -108,6 +109,7 @@ def update(agent, batch, config, rng, progress=0.0):
         A_hat = standardize(A_hat)            # NOTE (implementation detail): per batch
     policy, value = agent["policy"], agent["value"]
     _, (grads_pi, grads_v), diag = loss_and_grad(policy, value, obs, s["actions"], A_hat, s["R_hat"], config)
+    old_dist = diag.pop("dist")
     grad, diag["grad_norm"] = clip_grad_norm(np.concatenate([flatten(grads_pi), flatten(grads_v)]),
                                              config.max_grad_norm, check=False)   # Step 4 (OPT.3)
     # NOTE (implementation detail): linear learning-rate decay (Mnih et al. 2016, A3C) keeps
@@ -121,6 +123,5 @@ def update(agent, batch, config, rng, progress=0.0):
                            lr, eps=config.adam_eps, check=False)          # (OPT.2)
     P = flatten(policy).size
     new_policy, new_value = unflatten(theta[:P], policy), unflatten(theta[P:], value)
-    old_dist, _ = policy_forward(policy, obs, check=False)
     diag["kl"] = float(old_dist.kl(policy_forward(new_policy, obs, check=False)[0]).mean())
     return {"policy": new_policy, "value": new_value, "opt": opt}, diag

@@ -1,12 +1,11 @@
 """Trust Region Policy Optimization (TRPO): Schulman, Levine, Moritz, Jordan, Abbeel, ICML 2015.
 
-Derived in ``notebooks/03_trpo.ipynb`` from the course notes "A reference trpo_step" (a walk
-through one implementation), "TRPO & PPO" (importance sampling, Taylor expansion, Lagrangian, line
-search, conjugate gradient) and "Trust regions"; notebooks/README.md lists the notes. Notation: N sampled pairs (s_i, a_i)
-from pi_old = pi_theta_old; A_hat_i their GAE advantages; J_i = d(distribution parameters of sample
-i) / d theta, the Jacobian of the policy network; M_i the Fisher of the distribution in its own
-parameters (DIST.4, DIST.8); P the number of policy parameters.
-
+Derived in ``notebooks/03_trpo.ipynb`` from the course notes "A reference trpo_step" (a walk through
+one implementation), "TRPO & PPO" (importance sampling, Taylor expansion, Lagrangian, line search,
+conjugate gradient) and "Trust regions"; notebooks/README.md lists the notes. Notation: N sampled
+pairs (s_i, a_i) from pi_old = pi_theta_old; A_hat_i their GAE advantages; J_i = d(distribution
+parameters of sample i) / d theta, the Jacobian of the policy network; M_i the Fisher of the
+distribution in its own parameters (DIST.4, DIST.8); P the number of policy parameters.
     ratio_i(theta) = pi_theta(a_i|s_i) / pi_old(a_i|s_i) = exp(logp_i(theta) - logp_old_i)
     L(theta) = (1/N) sum_i ratio_i(theta) A_hat_i                          surrogate      (TRPO.1)
     g = grad L(theta) = (1/N) sum_i ratio_i A_hat_i J_i^T dlogp_i           its gradient   (TRPO.2)
@@ -155,7 +154,7 @@ def fisher_subsample(N, frac, rng):
     """Sorted indices of round(frac N) (at least 1) of the N samples, drawn without replacement.
 
     NOTE (implementation detail): F v on a fraction of the batch, as the reference trpo_step of
-    ../notes/000 (FISHER_FRAC_SAMPLES) and OpenAI baselines' trpo_mpi (every 5th sample) do: the
+    the course notes (FISHER_FRAC_SAMPLES) and OpenAI baselines' trpo_mpi (every 5th sample) do: the
     curvature needs far fewer samples than the gradient, and conjugate gradient gets cheaper.
     """
     return np.sort(rng.choice(N, size=max(1, round(frac * N)), replace=False))
