@@ -69,7 +69,7 @@ def minibatch_step_time():
     """Seconds of one minibatch step of the default config (gradient of (PPO.6), clip, Adam)."""
     import numpy as np
     from rlref.algos import dppo, ppo
-    from rlref.nn import flatten
+    from rlref.nn import flatten, splitter
     from rlref.optim import adam_step, clip_grad_norm
     from rlref.policy import policy_forward
     config = dppo.Config()
@@ -82,13 +82,12 @@ def minibatch_step_time():
     mb = {"obs": obs, "actions": actions, "logp_old": dist.logp(actions), "A_hat": rng.normal(size=N),
           "R_hat": rng.normal(size=N), "V_old": rng.normal(size=N), "dist_old": dist}
     theta = np.concatenate([flatten(agent["policy"]), flatten(agent["value"])])
-    P = sum(v.size for v in agent["policy"].values())
-    opt = agent["opt"]
+    split, opt = splitter(agent["policy"], agent["value"]), agent["opt"]
     best = float("inf")
     for _ in range(5):
         t = time.perf_counter()
         for _ in range(200):
-            _, grad, _ = ppo.minibatch_loss_and_grad(theta, agent, P, mb, config, 1.0)
+            _, grad, _ = ppo.minibatch_loss_and_grad(theta, split, mb, config, 1.0)
             grad, _ = clip_grad_norm(grad, config.max_grad_norm, check=False)
             theta, opt = adam_step(theta, grad, opt, 1e-9, eps=config.adam_eps, check=False)
         best = min(best, (time.perf_counter() - t) / 200)
