@@ -84,6 +84,7 @@ def test_two_worker_runs_are_reproducible_and_the_workers_see_different_episodes
         done = mpiexec(sys.executable, "-m", "rlref", "train", "dppo", "--seed", "9", "--total-steps", "3000",
                        "--quiet", "--out", os.path.join(out, name))
         assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.count("dppo on CartPole-v1, seed 9:") == 1, done.stdout    # rank 0 alone prints
         rows.append([{k: v for k, v in r.items() if k != "wall_s"} for r in read_progress(os.path.join(out, name))])
     assert rows[0] == rows[1] and len(rows[0]) >= 5
     # rank r's generators are its own (child 4 + r of the run's SeedSequence), the same in every run
