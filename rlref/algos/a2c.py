@@ -125,3 +125,33 @@ def update(agent, batch, config, rng, progress=0.0):
     new_policy, new_value = unflatten(theta[:P], policy), unflatten(theta[P:], value)
     diag["kl"] = float(old_dist.kl(policy_forward(new_policy, obs, check=False)[0]).mean())
     return {"policy": new_policy, "value": new_value, "opt": opt}, diag
+
+
+# ------------------------------------------------------------------------------ online actor-critic
+# Not used by `update` or the command line: the notes' online variant, for notebook 01, which
+# compares its noise with the batch update above.
+
+def online_step(policy, value, obs, action, reward, next_obs, terminated, gamma, lr_pi, lr_v):
+    """One transition, one critic step, one actor step (the notes' online actor-critic).
+
+        delta = r + gamma (1 - terminated) V_phi(s') - V_phi(s)                         (AC.4)
+        phi   <- phi - lr_v grad_phi 1/2 (V_phi(s) - y)^2,   y = r + gamma (1 - term) V_phi(s')
+                 held fixed (semi-gradient TD(0): the target is not differentiated)       (AC.5)
+        theta <- theta + lr_pi delta grad_theta log pi_theta(a|s)                         (AC.6)
+
+    Both steps use the delta of the parameters before the step. obs and next_obs are (D,); action
+    is an int (Categorical) or an array (A,) (Gaussian). Returns (new_policy, new_value, delta).
+    (AC.6) is the batch actor step of (AC.3) with N = 1, A_hat = delta, c_ent = 0.
+    """
+    x = np.asarray(obs, dtype=np.float64).reshape(1, -1)                   # (1, D)
+    x_next = np.asarray(next_obs, dtype=np.float64).reshape(1, -1)         # (1, D)
+    V, cache_v = mlp_forward(value, x)                                     # (1, 1)
+    V_next = 0.0 if terminated else float(mlp_forward(value, x_next)[0][0, 0])
+    delta = float(reward + gamma * V_next - V[0, 0])                       # (AC.4)
+    grads_v, _ = mlp_backward(np.array([[-delta]]), cache_v, need_dx=False)   # d 1/2 (V - y)^2 / dV = V - y = -delta
+    new_value = unflatten(flatten(value) - lr_v * flatten(grads_v), value)    # (AC.5)
+    dist, cache_pi = policy_forward(policy, x)
+    a = np.asarray(action).reshape((1,) + np.shape(action))                # (1,) or (1, A)
+    score = flatten(policy_backward(dist.dlogp(a), cache_pi))              # (P,) grad log pi(a|s)
+    new_policy = unflatten(flatten(policy) + lr_pi * delta * score, policy)   # (AC.6)
+    return new_policy, new_value, delta
