@@ -37,6 +37,8 @@ def cmd_train(args):
     config = module.Config(**{**getattr(module, "PRESETS", {}).get(env, {}), **settings})   # validates
     out = args.out or os.path.join("runs", f"{args.algo}-{config.env}-s{config.seed}")
     summary = train(args.algo, config, out, quiet=args.quiet)
+    if summary is None:                                   # a distributed run's other ranks
+        return 0
     solved = summary["solved_at_steps"]
     print(f"{args.algo} on {config.env}, seed {config.seed}: {summary['total_steps']} steps in "
           f"{summary['wall_s']:.1f} s ({summary['steps_per_s']:.0f} steps/s); "

@@ -34,6 +34,10 @@ class GradientCheckError(RlrefError, AssertionError):
     """An analytic gradient disagrees with finite differences beyond the tolerance."""
 
 
+class SyncError(RlrefError, RuntimeError):
+    """Distributed workers that must hold identical parameters do not (their checksums differ)."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Small validators shared by every module. They raise the errors above with messages that say
 # what was received and what is allowed; they never use `assert` (which `python -O` removes).

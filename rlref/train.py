@@ -6,6 +6,10 @@ gaussian, rng)`` and ``update(agent, batch, config, rng, progress) -> (agent, di
 progress in [0, 1) is the fraction of the step budget already used (for annealing). This file does
 the rest: generators, envs, the loop, the run directory (README.md, "Run directories"), evaluation.
 
+A distributed algorithm (dppo) also provides ``workers(config)``, an object with the methods of
+``Solo`` below, and takes it as ``update(..., workers=...)``: this loop then runs on every rank,
+counts steps and episodes over all of them, and only rank 0 writes the run directory.
+
 Randomness: one ``np.random.SeedSequence(seed)`` spawns named generators ("init", "act",
 "update", "env", "eval"); nothing touches NumPy's global generator. Training envs are reset with
 seeds drawn from "env", evaluation envs with seeds from "eval", so evaluation never replays a
@@ -50,6 +54,26 @@ def generators(seed):
 
 def _seed_from(rng):
     return int(rng.integers(2**31 - 1))
+
+
+class Solo:
+    """The one-process case of the hooks a distributed algorithm replaces (rlref/algos/dppo.py)."""
+    rank, size = 0, 1
+
+    def generators(self, seed):
+        return generators(seed)
+
+    def collected(self, steps, returns, lengths):    # steps summed, episodes listed, over workers
+        return steps, list(returns), list(lengths)
+
+    def broadcast(self, agent):          # rank 0's initial agent, on every worker
+        return agent
+
+    def after_collect(self, collector):  # e.g. merge normalization statistics across workers
+        pass
+
+    def abort(self, err):                # an error on one worker must stop all of them
+        pass
 
 
 def evaluate(policy, env_id, episodes, seed, obs_rms=None, obs_clip=10.0):
@@ -118,20 +142,33 @@ def _meta(algo, config, counters, rngs):
 
 
 def train(algo, config, out_dir, quiet=False):
-    """Train `algo` ("a2c", ...) with `config` and write the run directory. Returns the summary."""
+    """Train `algo` ("a2c", ...) with `config` and write the run directory. Returns the summary
+    (None on the ranks other than 0 of a distributed run)."""
     module = algo_module(algo)
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "config.json"), "w") as f:
-        json.dump({"algorithm": algo, **config.to_dict()}, f, indent=1)
-    rngs = generators(config.seed)
+    workers = module.workers(config) if hasattr(module, "workers") else Solo()
+    try:
+        return _train(algo, module, workers, config, out_dir, quiet)
+    except BaseException as err:         # after _train's own cleanup (rank 0 saved its checkpoint)
+        workers.abort(err)
+        raise
+
+
+def _train(algo, module, workers, config, out_dir, quiet):
+    extra = {"workers": workers} if hasattr(module, "workers") else {}
+    root, quiet = workers.rank == 0, quiet or workers.rank != 0      # rank 0 alone writes and prints
+    if root:
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, "config.json"), "w") as f:
+            json.dump({"algorithm": algo, **config.to_dict()}, f, indent=1)
+    rngs = workers.generators(config.seed)
     envs = make_envs(config.env, config.num_envs)
     obs_dim, act_dim, gaussian, _ = check_spaces(envs)
-    agent = module.init_agent(config, obs_dim, act_dim, gaussian, rngs["init"])
+    agent = workers.broadcast(module.init_agent(config, obs_dim, act_dim, gaussian, rngs["init"]))
     episode_steps = gym.spec(config.env).max_episode_steps or 1000
     T = episode_steps if module.ROLLOUT == "episodes" else config.n_steps
     n_iters = -(-config.total_steps // (config.num_envs * T))          # an estimate, for the bar
     threshold = solved_threshold(config.env)
-    log, window = RunLog(out_dir, n_iters, quiet), deque(maxlen=WINDOW)
+    log, window = RunLog(out_dir, n_iters, quiet) if root else None, deque(maxlen=WINDOW)
     collector = start_collector(envs, config, _seed_from(rngs["env"]))
     steps, episodes, iteration, solved = 0, 0, 0, None
     t0 = time.perf_counter()
@@ -142,28 +179,36 @@ def train(algo, config, out_dir, quiet=False):
                                             stats=normalizer_parts(config, obs_dim, collector))
             batch = collect(collector, agent["policy"], T, rngs["act"],
                             stop_when_all_done=module.ROLLOUT == "episodes")
+            workers.after_collect(collector)
             progress = steps / config.total_steps                     # budget used before this batch
-            steps += int(batch.valid.sum())
-            for ret in batch.episode_returns:                         # solved: as the peer measures it
+            new_steps, returns, lengths = workers.collected(int(batch.valid.sum()), batch.episode_returns,
+                                                            batch.episode_lengths)
+            steps += new_steps
+            for ret in returns:                                       # solved: as the peer measures it
                 window.append(ret)
                 if solved is None and threshold is not None and len(window) == WINDOW \
                         and np.mean(window) >= threshold:
                     solved = (steps, time.perf_counter() - t0)
-            new_agent, diag = module.update(agent, batch, config, rngs["update"], progress=progress)
+            new_agent, diag = module.update(agent, batch, config, rngs["update"], progress=progress, **extra)
             _finite_agent(new_agent)
-            agent, iteration, episodes = new_agent, iteration + 1, episodes + len(batch.episode_returns)
+            agent, iteration, episodes = new_agent, iteration + 1, episodes + len(returns)
+            if not root:
+                continue
             log.write({"iteration": iteration, "env_steps": steps, "wall_s": round(time.perf_counter() - t0, 4),
                        "episodes": episodes, "return_mean": float(np.mean(window)) if window else float("nan"),
                        "return_std": float(np.std(window)) if window else float("nan"),
-                       "length_mean": float(np.mean(batch.episode_lengths)) if batch.episode_lengths else float("nan"),
+                       "length_mean": float(np.mean(lengths)) if lengths else float("nan"),
                        **diag})
     finally:
-        log.close()
         envs.close()
-        counters = {"iteration": iteration, "env_steps": steps, "episodes": episodes}
         norm = normalizer_parts(config, obs_dim, collector)
-        checkpoint.save(out_dir, {**agent, **norm}, _meta(algo, config, counters, rngs))
+        if root:
+            log.close()
+            counters = {"iteration": iteration, "env_steps": steps, "episodes": episodes}
+            checkpoint.save(out_dir, {**agent, **norm}, _meta(algo, config, counters, rngs))
     wall = time.perf_counter() - t0
+    if not root:
+        return None
     eval_returns = evaluate(agent["policy"], config.env, config.eval_episodes, _seed_from(rngs["eval"]),
                             norm.get("obs_rms"), config.obs_clip)
     summary = {"algorithm": algo, "env": config.env, "seed": config.seed, "config": config.to_dict(),
@@ -172,7 +217,7 @@ def train(algo, config, out_dir, quiet=False):
                "eval_return_mean": float(eval_returns.mean()), "eval_return_std": float(eval_returns.std()),
                "eval_episodes": config.eval_episodes, "threshold": threshold,
                "solved_at_steps": solved[0] if solved else None,
-               "solved_at_wall_s": solved[1] if solved else None}
+               "solved_at_wall_s": solved[1] if solved else None, **({"workers": workers.size} if extra else {})}
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
     return summary

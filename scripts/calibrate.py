@@ -1,6 +1,7 @@
 """Calibrate a learning test: run `python -m rlref train` over many seeds and tabulate the outcome.
 
     python scripts/calibrate.py a2c CartPole-v1 --seeds 11-40 --total-steps 200000 [--set k=v ...] [--jobs 2]
+    python scripts/calibrate.py dppo CartPole-v1 --seeds 11-30 --mpi 2 --jobs 1   # mpiexec -n 2 per seed
 
 Prints one line per seed (solved_at_steps, deterministic evaluation, wall seconds) and a summary:
 how many seeds reach the evaluation threshold, the worst evaluation, and the median steps to
@@ -29,9 +30,10 @@ def seed_list(text):
     return out
 
 
-def run(algo, env, seed, steps, settings):
+def run(algo, env, seed, steps, settings, mpi=None):
     out = tempfile.mkdtemp(prefix=f"rlref-cal-{algo}-{seed}-")
-    cmd = [sys.executable, "-m", "rlref", "train", algo, "--env", env, "--seed", str(seed), "--out", out, "--quiet"]
+    cmd = ["mpiexec", "-n", str(mpi)] if mpi else []
+    cmd += [sys.executable, "-m", "rlref", "train", algo, "--env", env, "--seed", str(seed), "--out", out, "--quiet"]
     cmd += ["--total-steps", str(steps)] if steps else []
     for s in settings:
         cmd += ["--set", s]
@@ -49,9 +51,10 @@ def main():
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--threshold", type=float, default=None, help="evaluation threshold (default: solved)")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--mpi", type=int, default=None, help="run each seed as mpiexec -n MPI (dppo)")
     a = ap.parse_args()
     with ThreadPoolExecutor(a.jobs) as pool:
-        summaries = list(pool.map(lambda s: run(a.algo, a.env, s, a.total_steps, a.set), a.seeds))
+        summaries = list(pool.map(lambda s: run(a.algo, a.env, s, a.total_steps, a.set, a.mpi), a.seeds))
     threshold = a.threshold if a.threshold is not None else summaries[0]["threshold"]
     for s in summaries:
         print(f"seed {s['seed']:5d}  solved_at {str(s['solved_at_steps']):>8}  eval {s['eval_return_mean']:9.2f}"

@@ -1,0 +1,337 @@
+"""Distributed PPO (Heess et al. 2017, "Emergence of Locomotion Behaviours in Rich Environments"),
+synchronous, on MPI.
+
+Derived in ``notebooks/05_dppo.ipynb`` from the course notes "DPPO" (notebooks/README.md lists
+them). W workers (MPI ranks) each own E envs and collect T steps per iteration; the update is
+PPO's (rlref/algos/ppo.py: the losses, minibatch gradients, clipping and Adam are imported, not
+copied), with every quantity that must be global made global by MPI collectives:
+
+    g = (1/W) sum_w g_w,  g_w the mean gradient of (PPO.6) over worker w's minibatch;
+        with equal minibatch sizes this *is* the gradient of the W-times-larger minibatch   (DPPO.1)
+    mu = sum_w sum_i A_wi / N,  sigma^2 = sum_w sum_i (A_wi - mu)^2 / N,  N = sum_w N_w,
+        A_hat <- (A_hat - mu) / (sigma + 1e-8): one standardization over the global batch   (DPPO.2)
+    obs / return statistics: each worker updates its copy during collection; afterwards the
+        local changes (the data each worker added) are merged into the shared statistics,
+        exactly, by (NORM.1), in rank order, identically on every rank                      (DPPO.3)
+    alpha_hat = 1 + (alpha - 1) / W; each worker votes from its own mean KL d_w:
+        v_w = -1 if d_w < kl_target / 1.5, +1 if d_w > 1.5 kl_target, else 0,
+        beta <- clip(beta alpha_hat^(sum_w v_w), beta_min, beta_max)                        (DPPO.4)
+    K-step returns (the notes' formula, with the discount of the bootstrap corrected):
+        A_hat_t = sum_{i=0}^{K-1} gamma^i r_{t+i} + gamma^K V(s_{t+K}) - V(s_t)              (DPPO.5)
+
+The notes write the bootstrap as gamma^(K-1) V(s_{t+K}); the state K steps ahead is discounted K
+times (the sum's last reward, i = K - 1, already carries gamma^(K-1)). (DPPO.5) is (AC.2) of
+rlref/advantages.py, cut at an episode's end and at the rollout's end: with K = T every step's
+sum runs to the end of its rollout, which is the notes' fixed K-step windows.
+
+What K means in alpha_hat. The notes (and the paper) write alpha_hat = 1 + (alpha - 1) / K with
+K the number of workers that change the shared beta, not the K of the K-step returns: every
+worker applies its own change to the one shared coefficient, so when all W agree beta moves by
+alpha_hat^W = (1 + (alpha - 1) / W)^W, which is alpha to first order in alpha - 1 (and never more
+than e^(alpha - 1)); one worker (W = 1) is PPO's rule (PPO.4) exactly. A window length would
+make the speed of adaptation depend on a truncation length that has nothing to do with how many
+changes compound. The hinge of (PPO.3) is per worker, as in the notes: each worker's minibatch
+loss penalizes its own minibatch KL (ppo.policy_loss_and_grad does exactly that).
+
+Why the global batch for (DPPO.2): advantages standardized per worker would give every worker's
+batch mean 0 and std 1, so a worker whose envs happened to go well would push the policy as hard
+as one whose envs went badly, and the averaged gradient would no longer be that of the big batch.
+
+One iteration, on every rank:
+  Step 1. Collect T steps of E envs with the shared policy, normalizing with the local copy of the
+          statistics; merge the statistics (DPPO.3). Steps and episodes are counted over ranks.
+  Step 2. V_old = V_phi(obs) on the local data; GAE (GAE.2) or K-step (DPPO.5) advantages; every
+          rank keeps the same number of samples (min over ranks); standardize (DPPO.2).
+  Step 3. ppo.run_epochs with reduce = the Allreduce mean (DPPO.1): each minibatch gradient and
+          each early-stopping k3 is averaged before it is used, so every rank takes the same step.
+  Step 4. The exact mean KL on each rank; beta by (DPPO.4); diagnostics averaged over ranks.
+  Step 5. Every sync_every updates: a checksum of the parameters and optimizer state on each
+          rank; SyncError if they differ.
+
+Without mpiexec (or without mpi4py) it is one worker, and then exactly PPO.
+"""
+import hashlib
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from rlref.advantages import batch_samples
+from rlref.algos import ppo
+from rlref.errors import ConfigError, SyncError, require_float, require_int
+from rlref.nn import flatten, unflatten
+from rlref.normalize import rms_init, rms_merge
+from rlref.policy import policy_forward
+from rlref.train import STREAMS, generators
+
+ROLLOUT = "steps"
+
+# The settings are per worker, so W workers make W times PPO's batch and minibatch on CartPole
+# (8 envs x 32 steps, minibatch 256 each). The Pendulum preset gives each worker half of PPO's
+# (4 envs x 256 steps, minibatch 128): two workers together make PPO's batch.
+PRESETS = {
+    "Pendulum-v1": dict(total_steps=300_000, hidden=(64, 64), num_envs=4, n_steps=256, epochs=10,
+                        minibatch_size=128, gamma=0.95, lam=0.95, lr=1e-3, vf_coef=0.5, ent_coef=0.0,
+                        normalize_obs=True, scale_reward=True),
+}
+
+
+@dataclass
+class Config(ppo.Config):
+    num_envs: int = 8                # E per worker (T = n_steps steps of each per iteration)
+    epochs: int = 10                 # passes over the batch (5, at 4 envs and minibatch 128: 17 of 20 seeds)
+    minibatch_size: int = 256        # samples per worker per gradient step (global: W times this)
+    objective: str = "penalty"       # the notes' adaptive KL penalty with hinge (PPO.3); or "clip"
+    alpha: float = 2.0               # alpha of (DPPO.4): one worker multiplies or divides beta by it
+    k_steps: int = None              # K of the K-step advantages (DPPO.5); None: GAE(gamma, lam)
+    sync_every: int = 10             # compare the ranks' parameter checksums every this many updates
+
+    def __post_init__(self):
+        super().__post_init__()
+        require_float("alpha", self.alpha, 1.0, low_open=True)
+        if self.k_steps is not None:
+            require_int("k_steps", self.k_steps, 1)
+        require_int("sync_every", self.sync_every, 1)
+
+
+def init_agent(config, obs_dim, act_dim, gaussian, rng):
+    agent = ppo.init_agent(config, obs_dim, act_dim, gaussian, rng)
+    agent["state"]["updates"] = np.array(0)                 # counts updates, for the sync check
+    return agent
+
+
+# ---------------------------------------------------------------------------------------------
+# Workers: what the training loop (rlref/train.py) and the update need from MPI.
+# ---------------------------------------------------------------------------------------------
+
+def _mpi_world():
+    """(mpi4py.MPI, COMM_WORLD), or (None, None) when mpi4py is not installed."""
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        return None, None
+    return MPI, MPI.COMM_WORLD
+
+
+HOW_TO_SCALE = ("dppo: running as one worker{why}. To train with W workers: "
+                "mpiexec -n W python -m rlref train dppo ...{install}")
+
+
+def workers(config=None):
+    """The Workers of this process's MPI job (one worker, with a notice, outside mpiexec)."""
+    MPI, comm = _mpi_world()
+    if comm is None or comm.Get_size() == 1:
+        why = " (mpi4py is not installed)" if comm is None else ""
+        install = " (first: pip install -r requirements-mpi.txt)" if comm is None else ""
+        print(HOW_TO_SCALE.format(why=why, install=install), file=sys.stderr, flush=True)
+    return Workers(comm, MPI)
+
+
+class Workers:
+    """The ranks of an MPI communicator (or one process, comm=None), and the collectives DPPO uses.
+
+    shared: the normalization statistics as of the last merge, from which each rank's local
+    changes are measured (DPPO.3)."""
+
+    def __init__(self, comm=None, MPI=None):
+        self.comm, self.MPI = (comm, MPI) if comm is not None and comm.Get_size() > 1 else (None, None)
+        self.rank = comm.Get_rank() if self.comm else 0
+        self.size = comm.Get_size() if self.comm else 1
+        self.shared = {}
+
+    def generators(self, seed):
+        """Rank 0: the run's named generators, as in a one-process run. Rank r >= 1: child 4 + r of
+        the run's SeedSequence (after the five named streams), spawned into its own five."""
+        if self.rank == 0:
+            return generators(seed)
+        root = np.random.SeedSequence(seed, spawn_key=(len(STREAMS) - 1 + self.rank,))
+        return dict(zip(STREAMS, (np.random.default_rng(s) for s in root.spawn(len(STREAMS)))))
+
+    def mean(self, x):
+        """The average over ranks of an array (Allreduce), identical on every rank.  (DPPO.1)"""
+        if self.comm is None:
+            return x
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        out = np.empty_like(x)
+        self.comm.Allreduce(x, out, op=self.MPI.SUM)
+        return out / self.size
+
+    def total(self, x):
+        """A number, or a tuple of numbers, summed over ranks."""
+        if self.comm is None:
+            return x
+        if isinstance(x, tuple):
+            return tuple(sum(p[i] for p in self.comm.allgather(x)) for i in range(len(x)))
+        return self.comm.allreduce(x, op=self.MPI.SUM)
+
+    def smallest(self, n):
+        return n if self.comm is None else self.comm.allreduce(n, op=self.MPI.MIN)
+
+    def gather(self, items):
+        """A list concatenated over ranks in rank order, on every rank."""
+        if self.comm is None:
+            return list(items)
+        return [x for part in self.comm.allgather(list(items)) for x in part]
+
+    def collected(self, steps, returns, lengths):
+        """This iteration's env steps summed over ranks, and every rank's finished episodes (returns
+        and lengths, in rank order): one collective."""
+        if self.comm is None:
+            return steps, list(returns), list(lengths)
+        parts = self.comm.allgather((steps, list(returns), list(lengths)))
+        return (sum(p[0] for p in parts), [x for p in parts for x in p[1]], [x for p in parts for x in p[2]])
+
+    def broadcast(self, agent):
+        """Rank 0's policy and value parameters, on every rank."""
+        if self.comm is None:
+            return agent
+        for part in ("policy", "value"):
+            theta = np.ascontiguousarray(flatten(agent[part]))
+            self.comm.Bcast(theta, root=0)
+            agent[part] = unflatten(theta, agent[part])
+        return agent
+
+    def after_collect(self, collector):
+        """Merge each rank's local changes to the normalization statistics.  (DPPO.3)"""
+        if self.comm is None:
+            return
+        for name in ("obs_rms", "ret_rms"):
+            local = getattr(collector, name)
+            if local is None:
+                continue
+            before = self.shared.get(name) or rms_init(np.shape(local["mean"]))
+            merged = merge_shared(before, self.comm.allgather(rms_unmerge(local, before)))
+            setattr(collector, name, merged)
+            self.shared[name] = merged
+
+    def abort(self, err):
+        """An error on one rank would leave the others waiting in a collective for ever: say which
+        rank failed and why, then end the whole MPI job (MPI_Abort)."""
+        if self.comm is None:
+            return
+        print(f"error on rank {self.rank} of {self.size}: {type(err).__name__}: {err}; aborting the MPI job",
+              file=sys.stderr, flush=True)
+        self.comm.Abort(2)
+
+    def check_sync(self, agent, updates):
+        """SyncError unless every rank holds bitwise the same parameters, optimizer state and beta."""
+        if self.comm is None:
+            return
+        digest = hashlib.sha256()
+        for x in (flatten(agent["policy"]), flatten(agent["value"]), agent["opt"]["m"], agent["opt"]["v"],
+                  np.asarray(agent["state"]["beta"], dtype=np.float64)):
+            digest.update(np.ascontiguousarray(x).tobytes())
+        sums = self.comm.allgather(digest.hexdigest()[:16])
+        if len(set(sums)) > 1:
+            raise SyncError(f"the workers' parameters differ after update {updates}: checksums by rank "
+                            f"{sums}; every rank must apply the same averaged gradient to the same "
+                            f"parameters (same data sizes, same number of minibatch steps)")
+
+
+# ---------------------------------------------------------------------------------------------
+# The pieces of the update that differ from PPO's.
+# ---------------------------------------------------------------------------------------------
+
+def rms_unmerge(ab, a):
+    """The statistics of the data b that rms_merge(a, b) = ab added to a: (NORM.1) solved for b."""
+    n, n_a = float(ab["count"]), float(a["count"])
+    n_b = n - n_a
+    if not n_b > 0:
+        raise ConfigError(f"rms_unmerge needs count(ab) > count(a), got {n} and {n_a}")
+    mean_b = a["mean"] + (ab["mean"] - a["mean"]) * (n / n_b)
+    delta = mean_b - a["mean"]
+    var_b = (ab["var"] * n - a["var"] * n_a - delta * delta * (n_a * n_b / n)) / n_b
+    return {"mean": mean_b, "var": np.maximum(var_b, 0.0), "count": n_b}
+
+
+def merge_shared(shared, changes):
+    """The shared statistics with every worker's local changes merged in, in rank order.  (DPPO.3)"""
+    for change in changes:
+        shared = rms_merge(shared, change)
+    return shared
+
+
+def standardize_global(A_hat, workers):
+    """(A_hat - mu) / (sigma + 1e-8) with mu, sigma over all ranks' samples (DPPO.2); with one
+    worker, bitwise advantages.standardize."""
+    n, total = workers.total((len(A_hat), float(A_hat.sum())))
+    mu = total / n
+    dev = A_hat - mu
+    sigma = np.sqrt(workers.total(float((dev * dev).sum())) / n)
+    return dev / (sigma + 1e-8)
+
+
+def equal_share(samples, workers, rng):
+    """Every rank keeps the same number of samples, the smallest N_w (a uniformly random subset).
+
+    NOTE (implementation detail): the autoreset step after an episode's end is not a transition,
+    so ranks hold a few samples more or fewer. Synchronous Allreduce needs the same number of
+    minibatch steps on every rank, and (DPPO.1) is the big-batch gradient only for equal
+    minibatches; dropping the few extra samples gives both."""
+    N = len(samples["A_hat"])
+    N_min = workers.smallest(N)
+    if N == N_min:
+        return samples
+    keep = np.sort(rng.choice(N, N_min, replace=False))
+    return {k: v[keep] for k, v in samples.items()}
+
+
+def kl_vote(kl, config):
+    """One worker's verdict on beta from its own mean KL: -1 (lower), +1 (raise) or 0 (PPO.4's
+    thresholds; the boundaries themselves vote 0)."""
+    if kl < config.kl_target / 1.5:
+        return -1
+    if kl > 1.5 * config.kl_target:
+        return 1
+    return 0
+
+
+def shared_beta(beta, kls, config):
+    """(DPPO.4): the shared beta after every worker (its mean KL in kls) applied its own change."""
+    alpha_hat = 1.0 + (config.alpha - 1.0) / len(kls)
+    beta = beta * alpha_hat ** sum(kl_vote(kl, config) for kl in kls)
+    return min(max(beta, config.beta_min), config.beta_max)
+
+
+def advantages(batch, value, config):
+    """Step 2's samples: V_old on every observation, then GAE (GAE.2), or the K-step advantages
+    (DPPO.5) when config.k_steps = K is set."""
+    return batch_samples(batch, value, config.gamma, config.lam, n=config.k_steps)
+
+
+def _reducer(workers, config):
+    """What run_epochs averages over ranks: every gradient, and the k3 KL estimate (a one-element
+    array) when it decides early stopping. Without early stopping k3 is not used, and skipping its
+    Allreduce halves the synchronization points of the minibatch loop."""
+    if config.early_stop_kl is not None:
+        return workers.mean
+    return lambda x: workers.mean(x) if x.size > 1 else x
+
+
+def update(agent, batch, config, rng, progress=0.0, workers=None):
+    workers = workers or Workers()
+    samples = advantages(batch, agent["value"], config)                         # Step 2
+    samples = equal_share(samples, workers, rng)
+    if config.normalize_adv == "batch":
+        samples["A_hat"] = standardize_global(samples["A_hat"], workers)        # (DPPO.2)
+    dist_old, _ = policy_forward(agent["policy"], samples["obs"], check=False)
+    lr = config.lr * (1.0 - progress) if config.anneal_lr else config.lr
+    beta = float(agent["state"]["beta"])
+    theta, opt, losses, stopped = ppo.run_epochs(agent, samples, dist_old, config, rng, lr, beta,
+                                                 reduce=_reducer(workers, config))   # Step 3 (DPPO.1)
+    P = sum(v.size for v in agent["policy"].values())
+    new = {"policy": unflatten(theta[:P], agent["policy"]), "value": unflatten(theta[P:], agent["value"]),
+           "opt": opt}
+    dist_new, _ = policy_forward(new["policy"], samples["obs"], check=False)
+    kl_w = float(dist_old.kl(dist_new).mean())                 # Step 4: this worker's exact mean KL
+    diag = ppo.diagnostics(samples, dist_new, kl_w, beta, losses, stopped, config)
+    keys = [k for k in diag if k not in ("beta", "minibatch_steps", "early_stop")]
+    everyone = workers.gather([[diag[k] for k in keys]])       # (W, keys): every rank's diagnostics
+    if config.objective == "penalty":
+        beta = shared_beta(beta, [row[keys.index("kl")] for row in everyone], config)   # (DPPO.4)
+    updates = int(agent["state"]["updates"]) + 1
+    new["state"] = {"beta": np.array(beta), "updates": np.array(updates)}
+    if updates % config.sync_every == 0:
+        workers.check_sync(new, updates)                                        # Step 5
+    means = np.mean(everyone, axis=0) if workers.size > 1 else everyone[0]      # over workers
+    return new, {**diag, **dict(zip(keys, [float(m) for m in means])), "beta": beta}
