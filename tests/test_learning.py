@@ -34,6 +34,7 @@ def test_binomial_tail_of_the_rules():
     assert tail(5, 4, 0.0) == 0.0 and abs(tail(1, 1, 0.25) - 0.25) < 1e-15
     assert tail(6, 3, 0.10) < 2e-3 and tail(5, 4, 0.02) < 1e-2
     assert tail(5, 3, 0.05) < 2e-3 and tail(2, 1, 0.03) < 1e-3
+    assert tail(10, 5, 4 / 30) < 1e-3 and tail(5, 4, 4 / 30) > 0.1        # PPO CartPole's rule and why
 
 
 # Calibration: python scripts/calibrate.py a2c CartPole-v1 --seeds 11-70 (default config, 200k
@@ -47,12 +48,15 @@ def test_a2c_solves_cartpole():
 
 
 # Calibration: python scripts/calibrate.py ppo CartPole-v1 --seeds 11-40 (default config, 100k
-# steps): 30 of 30 evaluate 500, median solve 42k steps (per-seed failure rate < 0.1 at 95 %).
-# Rule 4 of 5 fails with probability ~10 p^2.
+# steps): every seed reaches a training mean of 475 (median 41.9k steps), but 26 of 30 evaluate
+# >= 475 (seeds 17, 20, 28, 40 end at 195, 155, 452, 250: the deterministic policy drifts after
+# solving). Per-seed failure rate ~0.13 (95 % upper bound ~0.31). "4 of 5" would fail ~13 % of
+# CI runs, so CI asks 5 of 10 (PPO on CartPole takes about a second a seed): P(fail) ~7e-4 at
+# 0.13, ~0.06 at the upper bound.
 @pytest.mark.slow
 def test_ppo_solves_cartpole():
-    evals = evaluations("ppo", [3001, 3002, 3003, 3004, 3005])
-    assert sum(e >= 475 for e in evals) >= 4, evals
+    evals = evaluations("ppo", list(range(3001, 3011)))
+    assert sum(e >= 475 for e in evals) >= 5, evals
 
 
 # Calibration: the Pendulum-v1 presets of REINFORCE and A2C (1.5M steps), tuned on seeds 901-910,
@@ -67,18 +71,18 @@ def test_reinforce_and_a2c_improve_pendulum_clearly(algo, seeds):
     assert sum(e >= -600 for e in evals) >= 1, evals
 
 
-# Calibration: python scripts/calibrate.py ppo Pendulum-v1 --seeds 11-20 and --seeds 3101-3111
-# (preset, 200k steps, within the 300k): 20 of 21 evaluate >= -250 (median -155; the one
-# miss, seed 3101, at -251.5), and the 5 ablation seeds 201-205 all >= -163. Per-seed failure
-# rate ~0.05; the "4 of 5" would then fail ~2 % of the time, so CI asks 3 of 5 (~1e-3).
+# Calibration: python scripts/calibrate.py ppo Pendulum-v1 --seeds 11-20,3101-3111 --threshold -250
+# (preset, 200k steps, within the 300k): 21 of 21 evaluate >= -250 (median -152, worst
+# -203), and the 5 ablation seeds 201-205 all >= -166 (an earlier commit's run: 20 of 21, one miss
+# at -251.5). Per-seed failure rate below ~0.13 at 95 %; CI asks 3 of 5 (< 2e-2 there, ~1e-3 at 0.05).
 @pytest.mark.slow
 def test_ppo_learns_pendulum():
     evals = evaluations("ppo", [3301, 3302, 3303, 3304, 3305], env="Pendulum-v1")
     assert sum(e >= -250 for e in evals) >= 3, evals
 
 
-# Calibration: python scripts/calibrate.py ppo Acrobot-v1 --seeds 11-20 (preset, 200k steps, within
-# the 300k): 10 of 10 evaluate >= -100 (median -84, worst -93); seed 3201 -85.
+# Calibration: python scripts/calibrate.py ppo Acrobot-v1 --seeds 11-20,3201 (preset, 200k steps,
+# within the 300k): 11 of 11 evaluate >= -100 (median -86.8, worst -94.5).
 # Rule 1 of 2 fails with probability p^2.
 @pytest.mark.slow
 def test_ppo_solves_acrobot():

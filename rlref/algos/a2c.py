@@ -1,8 +1,9 @@
 """Synchronous advantage actor-critic (A2C), as in the Deep RL Bootcamp's lab 4.
 
-Derived in ``notebooks/01_policy_gradient.ipynb`` from the course notes "Actor-Critic" and "A2C"
-(notebooks/README.md lists them). E envs step together for T steps; the critic V_phi supplies the
-baseline and the bootstrap; one gradient step on the combined loss follows each rollout.
+Derived in ``notebooks/01_policy_gradient.ipynb`` from the course notes: the *PG review notes*
+(actor-critic) and the *Lab 4 write-up* (A2C) (notebooks/README.md lists them). E envs step together
+for T steps; the critic V_phi supplies the baseline and the bootstrap; one gradient step on the
+combined loss follows each rollout.
 
     A_hat_t = GAE(gamma, lam) from delta_t = r_t + gamma V(s_{t+1}) - V(s_t)   (GAE.1), (GAE.2)
               (lam = 1: the lab's returns, bootstrapped with V at the rollout's end), or the

@@ -1,9 +1,9 @@
 """Proximal policy optimization (Schulman et al. 2017), clipped or with an adaptive KL penalty.
 
-Derived in ``notebooks/04_ppo.ipynb`` from the course notes "TRPO & PPO", "DPPO" and "Trust
-regions" (notebooks/README.md lists them). ratio_i = pi_theta(a_i|s_i) / pi_old(a_i|s_i) =
-exp(logp_i - logp_old_i); A_hat from GAE; KL_i = KL(pi_old(.|s_i) || pi_theta(.|s_i)), always in
-that direction.
+Derived in ``notebooks/04_ppo.ipynb`` from the course notes: the *PG review notes* (PPO), the *DPPO
+notes* and the *TRPO and PPO lecture notes* (notebooks/README.md lists them). ratio_i =
+pi_theta(a_i|s_i) / pi_old(a_i|s_i) = exp(logp_i - logp_old_i); A_hat from GAE; KL_i =
+KL(pi_old(.|s_i) || pi_theta(.|s_i)), always in that direction.
 
     L_clip(theta) = mean_i min(ratio_i A_i, clip(ratio_i, 1 - eps, 1 + eps) A_i)          (PPO.1)
     d L_clip / d logp_i = ratio_i A_i where the unclipped term is the minimum, else 0     (PPO.2)

@@ -1,8 +1,8 @@
 """REINFORCE (Williams 1992), with the variance-reduction ladder of the course notes.
 
-Derived in ``notebooks/01_policy_gradient.ipynb`` from the course notes' sections "REINFORCE",
-"Reward to go" and "Baseline" (notebooks/README.md lists the notes). Notation: N sampled (s_t, a_t)
-pairs from E whole episodes, score_t = grad_theta log pi_theta(a_t | s_t), G_t the discounted
+Derived in ``notebooks/01_policy_gradient.ipynb`` from the *PG review notes*
+(REINFORCE, reward to go, baselines; notebooks/README.md lists the notes). Notation: N sampled (s_t,
+a_t) pairs from E whole episodes, score_t = grad_theta log pi_theta(a_t | s_t), G_t the discounted
 reward-to-go.
 
     grad J ~ (1/N) sum_t score_t * G_0                  total return         (PG.2)
