@@ -22,6 +22,13 @@ def one_blas_thread(environ=None):
     return environ
 
 
+def load(run_dir):
+    """The trained policy of a run directory, for your own loop: ``rlref.load(dir).act(obs)``
+    (rlref.train.TrainedPolicy: frozen normalization and action clipping, as in evaluation)."""
+    from rlref.train import load_run                # imported here: `import rlref` loads no NumPy
+    return load_run(run_dir)
+
+
 def keep_freed_memory():
     """Stop glibc from returning freed arrays to the operating system.
 

@@ -1,6 +1,6 @@
 """The command line (python -m rlref ...):
 
-    train ALGO [--env ID] [--seed S] [--total-steps N] [--out DIR] [--set key=value ...] [--quiet]
+    train ALGO [--env ID] [--seed S] [--total-steps N] [--out DIR] [--set key=value ...] [--quiet] [--overwrite]
     evaluate DIR [--episodes 20]
     plot DIR [DIR ...] -o figures/NAME.png
     gradcheck [--seed S]
@@ -36,7 +36,7 @@ def cmd_train(args):
     env = settings.get("env", module.Config.env)
     config = module.Config(**{**getattr(module, "PRESETS", {}).get(env, {}), **settings})   # validates
     out = args.out or os.path.join("runs", f"{args.algo}-{config.env}-s{config.seed}")
-    summary = train(args.algo, config, out, quiet=args.quiet)
+    summary = train(args.algo, config, out, quiet=args.quiet, overwrite=args.overwrite)
     if summary is None:                                   # a distributed run's other ranks
         return 0
     solved = summary["solved_at_steps"]
@@ -49,22 +49,12 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
-    from rlref import checkpoint
-    from rlref.rollout import check_spaces, make_envs
-    from rlref.rollout import normalizer_parts
-    from rlref.train import _seed_from, algo_module, evaluate, generators
-    meta = checkpoint.load_meta(args.dir)
-    module = algo_module(meta["algorithm"])
-    config = module.Config(**meta["config"])
-    envs = make_envs(config.env, 1)
-    obs_dim, act_dim, gaussian, _ = check_spaces(envs)
-    envs.close()
-    like = {**module.init_agent(config, obs_dim, act_dim, gaussian, generators(0)["init"]),
-            **normalizer_parts(config, obs_dim)}
-    agent = checkpoint.load(args.dir, like)
+    from rlref.train import _seed_from, evaluate, generators, load_run
+    trained = load_run(args.dir)
+    config = trained.config
     episodes = args.episodes or config.eval_episodes
-    returns = evaluate(agent["policy"], config.env, episodes, _seed_from(generators(config.seed)["eval"]),
-                       agent.get("obs_rms"), config.obs_clip)
+    returns = evaluate(trained.policy, config.env, episodes, _seed_from(generators(config.seed)["eval"]),
+                       trained.obs_rms, config.obs_clip)
     print(json.dumps({"eval_return_mean": float(returns.mean()), "eval_return_std": float(returns.std()),
                       "eval_episodes": episodes, "returns": returns.tolist()}))
     return 0
@@ -101,6 +91,7 @@ def build_parser():
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field of the algorithm's Config (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no per-iteration output")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (refused otherwise)")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("evaluate", help="deterministic evaluation of a saved run", parents=[common])
     p.add_argument("dir")

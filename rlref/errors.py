@@ -30,6 +30,10 @@ class CheckpointError(RlrefError, ValueError):
     """A checkpoint is missing, corrupt, or does not match what is being loaded."""
 
 
+class RunDirectoryError(RlrefError, FileExistsError):
+    """Training into a directory that already holds a run (which would be lost) without --overwrite."""
+
+
 class GradientCheckError(RlrefError, AssertionError):
     """An analytic gradient disagrees with finite differences beyond the tolerance."""
 

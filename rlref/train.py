@@ -20,6 +20,7 @@ import importlib
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from collections import deque
@@ -29,7 +30,7 @@ import numpy as np
 
 from rlref import __version__, checkpoint
 from rlref.algos import ALGOS
-from rlref.errors import NonFiniteError, require_choice
+from rlref.errors import NonFiniteError, RunDirectoryError, require_choice
 from rlref.normalize import normalize_obs
 from rlref.policy import policy_forward
 from rlref.rollout import check_spaces, collect, make_envs, normalizer_parts, start_collector
@@ -96,6 +97,41 @@ def evaluate(policy, env_id, episodes, seed, obs_rms=None, obs_clip=10.0):
     return returns
 
 
+class TrainedPolicy:
+    """A trained policy to use in your own gymnasium loop: act(obs) normalizes obs with the run's
+    frozen statistics and clips Box actions to the env's bounds, as rlref's evaluation does."""
+
+    def __init__(self, policy, config, obs_rms=None, bounds=None):
+        self.policy, self.config, self.obs_rms, self.bounds = policy, config, obs_rms, bounds
+
+    def act(self, obs, deterministic=True, rng=None):
+        """The action for one observation (D,) or actions for a batch (N, D): argmax / mean when
+        deterministic, else a sample drawn with rng (default: a fresh generator)."""
+        obs = np.asarray(obs, dtype=np.float64)
+        x = obs[None] if obs.ndim == 1 else obs                        # (N, D)
+        if self.obs_rms is not None:
+            x = normalize_obs(self.obs_rms, x, self.config.obs_clip)
+        dist, _ = policy_forward(self.policy, x)
+        a = dist.mode() if deterministic else dist.sample(rng if rng is not None else np.random.default_rng())
+        if self.bounds is not None:
+            a = np.clip(a, *self.bounds)
+        return a[0] if obs.ndim == 1 else a
+
+
+def load_run(run_dir):
+    """The TrainedPolicy saved in run_dir/checkpoint (rlref.load is this function)."""
+    meta = checkpoint.load_meta(run_dir)
+    module = algo_module(meta["algorithm"])
+    config = module.Config(**meta["config"])
+    envs = make_envs(config.env, 1)
+    obs_dim, act_dim, gaussian, bounds = check_spaces(envs)
+    envs.close()
+    like = {**module.init_agent(config, obs_dim, act_dim, gaussian, generators(0)["init"]),
+            **normalizer_parts(config, obs_dim)}
+    agent = checkpoint.load(run_dir, like)
+    return TrainedPolicy(agent["policy"], config, agent.get("obs_rms"), bounds)
+
+
 class RunLog:
     """progress.csv, one row per iteration, and the one-line-per-iteration / tqdm display."""
 
@@ -141,23 +177,44 @@ def _meta(algo, config, counters, rngs):
                          "python": platform.python_version()}}
 
 
-def train(algo, config, out_dir, quiet=False):
+RUN_FILES = ("config.json", "progress.csv", "summary.json", "checkpoint", "checkpoint.old")
+
+
+def new_run_dir(out_dir, overwrite=False):
+    """Make out_dir for a new run. A directory that already holds a run is refused with
+    RunDirectoryError, before anything is written, unless overwrite: then that run's files (and
+    nothing else) are removed first."""
+    found = [name for name in RUN_FILES if os.path.exists(os.path.join(out_dir, name))]
+    if found and not overwrite:
+        raise RunDirectoryError(f"{out_dir} already holds a run ({', '.join(found)}); nothing was changed. "
+                                f"Write the new run elsewhere (--out DIR) or replace this one (--overwrite)")
+    for name in found:
+        path = os.path.join(out_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+    os.makedirs(out_dir, exist_ok=True)
+
+
+def train(algo, config, out_dir, quiet=False, overwrite=False):
     """Train `algo` ("a2c", ...) with `config` and write the run directory. Returns the summary
-    (None on the ranks other than 0 of a distributed run)."""
+    (None on the ranks other than 0 of a distributed run). A directory that already holds a run is
+    refused (RunDirectoryError) unless overwrite=True."""
     module = algo_module(algo)
     workers = module.workers(config) if hasattr(module, "workers") else Solo()
     try:
-        return _train(algo, module, workers, config, out_dir, quiet)
+        return _train(algo, module, workers, config, out_dir, quiet, overwrite)
     except BaseException as err:         # after _train's own cleanup (rank 0 saved its checkpoint)
         workers.abort(err)
         raise
 
 
-def _train(algo, module, workers, config, out_dir, quiet):
+def _train(algo, module, workers, config, out_dir, quiet, overwrite):
     extra = {"workers": workers} if hasattr(module, "workers") else {}
     root, quiet = workers.rank == 0, quiet or workers.rank != 0      # rank 0 alone writes and prints
     if root:
-        os.makedirs(out_dir, exist_ok=True)
+        new_run_dir(out_dir, overwrite)
         with open(os.path.join(out_dir, "config.json"), "w") as f:
             json.dump({"algorithm": algo, **config.to_dict()}, f, indent=1)
     rngs = workers.generators(config.seed)

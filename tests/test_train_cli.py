@@ -10,10 +10,12 @@ import pytest
 from rlref import checkpoint
 from rlref.algos import a2c, reinforce
 from rlref.cli import main
-from rlref.errors import CheckpointError, ConfigError
+from rlref.errors import CheckpointError, ConfigError, RunDirectoryError
 from rlref.train import train
 
 from helpers import cli as rlref
+
+rlref_cli = rlref                 # for the tests that also import the package rlref
 
 
 def progress_without_wall(run_dir):
@@ -207,3 +209,54 @@ def test_named_errors_reach_the_user_as_one_line(args, line, tmp_path):
 def test_unknown_algorithm_is_refused_by_the_parser():
     done = rlref("train", "dqn")
     assert done.returncode == 2 and "invalid choice: 'dqn'" in done.stderr
+
+
+def test_no_run_destroys_another(tmp_path):
+    """Training into a directory that holds a run is refused before anything is written; an empty
+    directory is fine; --overwrite replaces the run."""
+    out = str(tmp_path / "run")
+    os.makedirs(out)                                           # empty: accepted (e.g. from mkdtemp)
+    assert rlref("train", "a2c", "--total-steps", "500", "--set", "eval_episodes=1", "--out", out, "--quiet").returncode == 0
+    before = {name: open(os.path.join(out, name), "rb").read() for name in ("config.json", "progress.csv", "summary.json")}
+    again = rlref("train", "a2c", "--seed", "5", "--total-steps", "500", "--out", out, "--quiet")
+    assert again.returncode == 2 and again.stderr.startswith("error: RunDirectoryError: ") and "--overwrite" in again.stderr
+    assert all(open(os.path.join(out, name), "rb").read() == data for name, data in before.items())
+    with pytest.raises(RunDirectoryError, match="already holds a run"):
+        train("a2c", a2c.Config(seed=5, total_steps=500), out, quiet=True)
+    assert all(open(os.path.join(out, name), "rb").read() == data for name, data in before.items())
+    replaced = rlref("train", "a2c", "--seed", "5", "--total-steps", "500", "--set", "eval_episodes=1", "--out", out,
+                     "--quiet", "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    with open(os.path.join(out, "config.json")) as f:
+        assert json.load(f)["seed"] == 5
+
+
+@pytest.mark.parametrize("env, algo", [("CartPole-v1", "a2c"), ("Pendulum-v1", "ppo")])
+def test_load_act_matches_evaluate(env, algo, tmp_path):
+    """rlref.load(dir).act in a plain gymnasium loop gives the returns of rlref's own evaluation
+    (frozen normalization, clipped Box actions), for single and batched observations."""
+    import gymnasium as gym
+
+    import rlref
+    from rlref.rollout import make_envs
+    from rlref.train import evaluate
+    out = str(tmp_path / "run")
+    settings = ["--set", "normalize_obs=true"] if algo == "ppo" else []
+    done = rlref_cli("train", algo, "--env", env, "--total-steps", "4096", "--out", out, "--quiet", *settings)
+    assert done.returncode == 0, done.stderr
+    policy = rlref.load(out)
+    assert (policy.obs_rms is not None) == (algo == "ppo")
+    want = evaluate(policy.policy, env, 3, 77, policy.obs_rms, policy.config.obs_clip)
+    envs = make_envs(env, 3)                          # the same vector env (CartPole's seeds its own way)
+    obs, _ = envs.reset(seed=77)
+    got, finished = np.zeros(3), np.zeros(3, bool)
+    while not finished.all():
+        obs, r, term, trunc, _ = envs.step(policy.act(obs))
+        got += np.where(finished, 0.0, r)
+        finished |= term | trunc
+    assert np.allclose(got, want, rtol=0, atol=1e-9), (got, want)
+    single = gym.make(env)                                             # one env, one observation at a time
+    o, _ = single.reset(seed=5)
+    a = policy.act(o)
+    assert np.array_equal(np.asarray(a), policy.act(o[None])[0])
+    assert single.action_space.contains(a if algo == "a2c" else np.asarray(a, dtype=np.float32))
