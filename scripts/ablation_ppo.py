@@ -306,7 +306,7 @@ def main():
     results = {}
     for env in ENVS:
         base = ppo.Config(**baseline(env)).to_dict()
-        jobs, names = [], []
+        jobs = []
         for name, label, switches in variants(base):
             for seed in seeds:
                 jobs.append((env, name, {**baseline(env), **switches}, seed, total_steps, run_root))

@@ -20,7 +20,7 @@ from mpi4py import MPI  # noqa: E402
 
 from rlref import train as train_mod  # noqa: E402
 from rlref.advantages import standardize  # noqa: E402
-from rlref.algos import dppo, ppo  # noqa: E402
+from rlref.algos import dppo  # noqa: E402
 from rlref.errors import SyncError  # noqa: E402
 from rlref.nn import flatten  # noqa: E402
 from rlref.normalize import rms_init, rms_update  # noqa: E402
