@@ -239,8 +239,8 @@ def rms_unmerge(ab, a):
     if not n_b > 0:
         raise ConfigError(f"rms_unmerge needs count(ab) > count(a), got {n} and {n_a}")
     mean_b = a["mean"] + (ab["mean"] - a["mean"]) * (n / n_b)
-    delta = mean_b - a["mean"]
-    var_b = (ab["var"] * n - a["var"] * n_a - delta * delta * (n_a * n_b / n)) / n_b
+    d = mean_b - a["mean"]                                           # a mean difference (NORM.1's d)
+    var_b = (ab["var"] * n - a["var"] * n_a - d * d * (n_a * n_b / n)) / n_b
     return {"mean": mean_b, "var": np.maximum(var_b, 0.0), "count": n_b}
 
 

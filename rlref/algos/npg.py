@@ -2,7 +2,7 @@
 
 Derived in ``notebooks/02_natural_gradient.ipynb`` from the course notes: the *Lab 4 write-up*
 ("Natural Policy Gradient": F from outer products of grad log pi, F + reg * I, step size sqrt(2
-delta / g^T F^-1 g)) and the *PG review notes* (TRPO: Taylor expansion of the KL, Lagrangian dual);
+max_kl / g^T F^-1 g)) and the *PG review notes* (TRPO: Taylor expansion of the KL, Lagrangian dual);
 notebooks/README.md lists the notes. Notation: N valid samples (s_i, a_i) of one rollout, P policy
 parameters theta, score_i = grad_theta log pi_theta(a_i|s_i) (a row of ``score``, shape (N, P)), J_i
 = d(distribution parameters of sample i) / d theta, M_i the Fisher of the distribution in its own
