@@ -81,16 +81,11 @@ def evaluate(policy, env_id, episodes, seed, obs_rms=None, obs_clip=10.0):
     """Returns of `episodes` deterministic episodes (argmax / mean action), one per env, seeded.
     Observations are normalized with the frozen statistics obs_rms when given."""
     envs = make_envs(env_id, episodes)
-    bounds = check_spaces(envs)[3]
+    trained = TrainedPolicy(policy, obs_rms, obs_clip, bounds=check_spaces(envs)[3])
     obs, _ = envs.reset(seed=int(seed))
     returns, finished = np.zeros(episodes), np.zeros(episodes, bool)
     while not finished.all():
-        obs = np.asarray(obs, dtype=np.float64)
-        if obs_rms is not None:
-            obs = normalize_obs(obs_rms, obs, obs_clip)
-        dist, _ = policy_forward(policy, obs)
-        a = dist.mode()                                                # (E,) or (E, A)
-        obs, r, term, trunc, _ = envs.step(a if bounds is None else np.clip(a, *bounds))
+        obs, r, term, trunc, _ = envs.step(trained.act(obs))           # (E,) or (E, A) actions
         returns += np.where(finished, 0.0, r)                          # count each env's first episode
         finished |= np.asarray(term | trunc)
     envs.close()
@@ -99,10 +94,11 @@ def evaluate(policy, env_id, episodes, seed, obs_rms=None, obs_clip=10.0):
 
 class TrainedPolicy:
     """A trained policy to use in your own gymnasium loop: act(obs) normalizes obs with the run's
-    frozen statistics and clips Box actions to the env's bounds, as rlref's evaluation does."""
+    frozen statistics and clips Box actions to the env's bounds; evaluate acts through it too.
+    load_run also keeps the run's `config` on it."""
 
-    def __init__(self, policy, config, obs_rms=None, bounds=None):
-        self.policy, self.config, self.obs_rms, self.bounds = policy, config, obs_rms, bounds
+    def __init__(self, policy, obs_rms=None, obs_clip=10.0, bounds=None, config=None):
+        self.policy, self.obs_rms, self.obs_clip, self.bounds, self.config = policy, obs_rms, obs_clip, bounds, config
 
     def act(self, obs, deterministic=True, rng=None):
         """The action for one observation (D,) or actions for a batch (N, D): argmax / mean when
@@ -110,11 +106,11 @@ class TrainedPolicy:
         obs = np.asarray(obs, dtype=np.float64)
         x = obs[None] if obs.ndim == 1 else obs                        # (N, D)
         if self.obs_rms is not None:
-            x = normalize_obs(self.obs_rms, x, self.config.obs_clip)
+            x = normalize_obs(self.obs_rms, x, self.obs_clip)          # frozen statistics (NORM.2)
         dist, _ = policy_forward(self.policy, x)
         a = dist.mode() if deterministic else dist.sample(rng if rng is not None else np.random.default_rng())
         if self.bounds is not None:
-            a = np.clip(a, *self.bounds)
+            a = np.clip(a, *self.bounds)                               # only what is sent to the env
         return a[0] if obs.ndim == 1 else a
 
 
@@ -129,7 +125,7 @@ def load_run(run_dir):
     like = {**module.init_agent(config, obs_dim, act_dim, gaussian, generators(0)["init"]),
             **normalizer_parts(config, obs_dim)}
     agent = checkpoint.load(run_dir, like)
-    return TrainedPolicy(agent["policy"], config, agent.get("obs_rms"), bounds)
+    return TrainedPolicy(agent["policy"], agent.get("obs_rms"), config.obs_clip, bounds, config)
 
 
 class RunLog:
