@@ -1,6 +1,7 @@
 """The command line (python -m rlref ...):
 
     train ALGO [--env ID] [--seed S] [--total-steps N] [--out DIR] [--set key=value ...] [--quiet] [--overwrite]
+    train --resume DIR [--quiet]
     evaluate DIR [--episodes 20]
     plot DIR [DIR ...] -o figures/NAME.png
     gradcheck [--seed S]
@@ -8,6 +9,10 @@
 Errors: a named rlref error (ConfigError, UnsupportedSpaceError, NonFiniteError, CheckpointError,
 ...) is printed as one line, "error: ConfigError: gamma must be in [0.0, 1.0], got 1.5", with exit
 code 2; --debug shows its traceback instead. Any other exception keeps its traceback.
+
+A training run stopped by SIGINT (Ctrl-C) or SIGTERM finishes its iteration, saves a checkpoint,
+prints how to resume, and exits with 128 + the signal's number (130, 143), as a shell reports a
+job a signal ended: a script or batch system does not mistake it for a finished run.
 """
 import argparse
 import json
@@ -20,7 +25,17 @@ from rlref.errors import ConfigError, RlrefError
 
 def cmd_train(args):
     from rlref.config import parse_value
-    from rlref.train import algo_module, train
+    from rlref.train import algo_module, resume, train
+    if args.resume:
+        given = [name for name, value in (("ALGO", args.algo), ("--env", args.env), ("--seed", args.seed),
+                                          ("--total-steps", args.total_steps), ("--out", args.out),
+                                          ("--set", args.set), ("--overwrite", args.overwrite)) if value]
+        if given:
+            raise ConfigError(f"--resume continues a run exactly as it was configured, so it takes no "
+                              f"{', '.join(given)}; only --quiet may be added")
+        return _report(resume(args.resume, quiet=args.quiet), args.resume)
+    if args.algo is None:
+        raise ConfigError("train needs ALGO (one of " + ", ".join(ALGOS) + ") or --resume DIR")
     module = algo_module(args.algo)
     settings = {}
     for item in args.set:
@@ -36,11 +51,16 @@ def cmd_train(args):
     env = settings.get("env", module.Config.env)
     config = module.Config(**{**getattr(module, "PRESETS", {}).get(env, {}), **settings})   # validates
     out = args.out or os.path.join("runs", f"{args.algo}-{config.env}-s{config.seed}")
-    summary = train(args.algo, config, out, quiet=args.quiet, overwrite=args.overwrite)
+    return _report(train(args.algo, config, out, quiet=args.quiet, overwrite=args.overwrite), out)
+
+
+def _report(summary, out):
     if summary is None:                                   # a distributed run's other ranks
         return 0
+    if "stopped_by" in summary:                           # the stop message is already printed
+        return 128 + int(summary["stopped_by"])
     solved = summary["solved_at_steps"]
-    print(f"{args.algo} on {config.env}, seed {config.seed}: {summary['total_steps']} steps in "
+    print(f"{summary['algorithm']} on {summary['env']}, seed {summary['seed']}: {summary['total_steps']} steps in "
           f"{summary['wall_s']:.1f} s ({summary['steps_per_s']:.0f} steps/s); "
           f"solved at {solved if solved else 'never'}; deterministic evaluation "
           f"{summary['eval_return_mean']:.1f} +- {summary['eval_return_std']:.1f} over "
@@ -83,7 +103,7 @@ def build_parser():
     common.add_argument("--debug", action="store_true", help="show the traceback of an rlref error")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train an agent and write a run directory", parents=[common])
-    p.add_argument("algo", choices=ALGOS, help="the algorithm: " + ", ".join(ALGOS))
+    p.add_argument("algo", nargs="?", choices=ALGOS, help="the algorithm: " + ", ".join(ALGOS))
     p.add_argument("--env", default=None, help="gymnasium id (default: the algorithm's, CartPole-v1)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--total-steps", dest="total_steps", type=int, default=None)
@@ -92,6 +112,8 @@ def build_parser():
                    help="override a field of the algorithm's Config (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no per-iteration output")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (refused otherwise)")
+    p.add_argument("--resume", metavar="DIR", default=None,
+                   help="continue the run in DIR from its last checkpoint, as it was configured")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("evaluate", help="deterministic evaluation of a saved run", parents=[common])
     p.add_argument("dir")

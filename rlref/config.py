@@ -36,6 +36,8 @@ class TrainConfig:
     normalize_obs: bool = False      # observation normalization by running statistics (NORM.2)
     obs_clip: float = 10.0           # clip of normalized observations
     scale_reward: bool = False       # divide rewards by the running std of the return (NORM.3)
+    checkpoint_every: int = 100      # save a resumable checkpoint every this many iterations (0: never)
+    checkpoint_minutes: float = 10.0 # ... and whenever this much wall time passed since the last one
 
     def __new__(cls, *args, **kwargs):
         check_renamed(kwargs)                                      # before dataclass's TypeError
@@ -48,6 +50,8 @@ class TrainConfig:
         require_int("total_steps", self.total_steps, 1)
         require_int("num_envs", self.num_envs, 1)
         require_int("eval_episodes", self.eval_episodes, 1)
+        require_int("checkpoint_every", self.checkpoint_every, 0)
+        require_float("checkpoint_minutes", self.checkpoint_minutes, 0.0, low_open=True)
         require_float("gamma", self.gamma, 0.0, 1.0)
         self.hidden = tuple(self.hidden)
         for h in self.hidden:

@@ -4,7 +4,8 @@ An algorithm module provides ``Config`` (a TrainConfig dataclass), ``ROLLOUT`` (
 of E envs per iteration; "episodes": E whole episodes), ``init_agent(config, obs_dim, act_dim,
 gaussian, rng)`` and ``update(agent, batch, config, rng, progress) -> (agent, diagnostics)``, where
 progress in [0, 1) is the fraction of the step budget already used (for annealing). This file does
-the rest: generators, envs, the loop, the run directory (README.md, "Run directories"), evaluation.
+the rest: generators, envs, the loop, resuming, evaluation; rlref/runstate.py keeps the run
+directory (README.md, "Run directories") and what a checkpoint needs for --resume.
 
 A distributed algorithm (dppo) also provides ``workers(config)``, an object with the methods of
 ``Solo`` below, and takes it as ``update(..., workers=...)``: this loop then runs on every rank,
@@ -15,12 +16,10 @@ Randomness: one ``np.random.SeedSequence(seed)`` spawns named generators ("init"
 seeds drawn from "env", evaluation envs with seeds from "eval", so evaluation never replays a
 training episode's start.
 """
-import csv
 import importlib
 import json
 import os
 import platform
-import shutil
 import sys
 import time
 from collections import deque
@@ -28,9 +27,9 @@ from collections import deque
 import gymnasium as gym
 import numpy as np
 
-from rlref import __version__, checkpoint
+from rlref import __version__, checkpoint, runstate
 from rlref.algos import ALGOS
-from rlref.errors import NonFiniteError, RunDirectoryError, require_choice
+from rlref.errors import CheckpointError, NonFiniteError, RunDirectoryError, require_choice
 from rlref.normalize import normalize_obs
 from rlref.policy import policy_forward
 from rlref.rollout import check_spaces, collect, make_envs, normalizer_parts, start_collector
@@ -123,39 +122,9 @@ def load_run(run_dir):
     obs_dim, act_dim, gaussian, bounds = check_spaces(envs)
     envs.close()
     like = {**module.init_agent(config, obs_dim, act_dim, gaussian, generators(0)["init"]),
-            **normalizer_parts(config, obs_dim)}
+            **normalizer_parts(config, obs_dim), **(runstate.collector_like(config, obs_dim) if "window" in meta else {})}
     agent = checkpoint.load(run_dir, like)
     return TrainedPolicy(agent["policy"], agent.get("obs_rms"), config.obs_clip, bounds, config)
-
-
-class RunLog:
-    """progress.csv, one row per iteration, and the one-line-per-iteration / tqdm display."""
-
-    def __init__(self, out_dir, n_iters, quiet):
-        self.path = os.path.join(out_dir, "progress.csv")
-        self.file, self.writer = open(self.path, "w", newline=""), None
-        self.quiet, self.bar = quiet, None
-        if not quiet and sys.stderr.isatty() and n_iters > 50:
-            from tqdm import tqdm
-            self.bar = tqdm(total=n_iters, unit="it", dynamic_ncols=True)
-
-    def write(self, row):
-        if self.writer is None:
-            self.writer = csv.DictWriter(self.file, fieldnames=list(row))
-            self.writer.writeheader()
-        self.writer.writerow(row)
-        self.file.flush()
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(steps=row["env_steps"], ret=f"{row['return_mean']:.1f}", refresh=False)
-        elif not self.quiet:
-            print(f"it {row['iteration']:5d}  steps {row['env_steps']:8d}  return {row['return_mean']:9.2f}  "
-                  f"len {row['length_mean']:7.1f}  kl {row.get('kl', float('nan')):.2e}", flush=True)
-
-    def close(self):
-        self.file.close()
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _finite_agent(agent):
@@ -173,26 +142,6 @@ def _meta(algo, config, counters, rngs):
                          "python": platform.python_version()}}
 
 
-RUN_FILES = ("config.json", "progress.csv", "summary.json", "checkpoint", "checkpoint.old")
-
-
-def new_run_dir(out_dir, overwrite=False):
-    """Make out_dir for a new run. A directory that already holds a run is refused with
-    RunDirectoryError, before anything is written, unless overwrite: then that run's files (and
-    nothing else) are removed first."""
-    found = [name for name in RUN_FILES if os.path.exists(os.path.join(out_dir, name))]
-    if found and not overwrite:
-        raise RunDirectoryError(f"{out_dir} already holds a run ({', '.join(found)}); nothing was changed. "
-                                f"Write the new run elsewhere (--out DIR) or replace this one (--overwrite)")
-    for name in found:
-        path = os.path.join(out_dir, name)
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        else:
-            os.remove(path)
-    os.makedirs(out_dir, exist_ok=True)
-
-
 def train(algo, config, out_dir, quiet=False, overwrite=False):
     """Train `algo` ("a2c", ...) with `config` and write the run directory. Returns the summary
     (None on the ranks other than 0 of a distributed run). A directory that already holds a run is
@@ -206,11 +155,29 @@ def train(algo, config, out_dir, quiet=False, overwrite=False):
         raise
 
 
-def _train(algo, module, workers, config, out_dir, quiet, overwrite):
+def resume(run_dir, quiet=False):
+    """Continue the run in run_dir from its last checkpoint, to the budget in its config, appending
+    to its progress.csv. Returns the summary like train (see rlref/runstate.py for what is saved)."""
+    meta = checkpoint.load_meta(run_dir)
+    module = algo_module(meta["algorithm"])
+    if hasattr(module, "workers"):
+        raise CheckpointError(f"{run_dir} is a distributed run ({meta['algorithm']}); resuming one is not "
+                              f"supported yet: start it again with --overwrite")
+    if "window" not in meta:
+        raise CheckpointError(f"{run_dir}/checkpoint was written by an rlref that did not save the run's "
+                              f"state (counters, collector, window); it can be evaluated but not resumed")
+    config = module.Config(**meta["config"])
+    if meta["counters"]["env_steps"] >= config.total_steps:
+        raise RunDirectoryError(f"{run_dir} is finished ({meta['counters']['env_steps']} of "
+                                f"{config.total_steps} steps): nothing to resume")
+    return _train(meta["algorithm"], module, Solo(), config, run_dir, quiet, False, resumed=meta)
+
+
+def _train(algo, module, workers, config, out_dir, quiet, overwrite, resumed=None):
     extra = {"workers": workers} if hasattr(module, "workers") else {}
     root, quiet = workers.rank == 0, quiet or workers.rank != 0      # rank 0 alone writes and prints
-    if root:
-        new_run_dir(out_dir, overwrite)
+    if root and resumed is None:
+        runstate.new_run_dir(out_dir, overwrite)
         with open(os.path.join(out_dir, "config.json"), "w") as f:
             json.dump({"algorithm": algo, **config.to_dict()}, f, indent=1)
     rngs = workers.generators(config.seed)
@@ -221,47 +188,76 @@ def _train(algo, module, workers, config, out_dir, quiet, overwrite):
     T = episode_steps if module.ROLLOUT == "episodes" else config.n_steps
     n_iters = -(-config.total_steps // (config.num_envs * T))          # an estimate, for the bar
     threshold = solved_threshold(config.env)
-    log, window = RunLog(out_dir, n_iters, quiet) if root else None, deque(maxlen=WINDOW)
-    collector = start_collector(envs, config, _seed_from(rngs["env"]))
-    steps, episodes, iteration, solved = 0, 0, 0, None
+    if resumed is None:
+        collector = start_collector(envs, config, _seed_from(rngs["env"]))
+        steps, episodes, iteration, solved, window, wall0 = 0, 0, 0, None, deque(maxlen=WINDOW), 0.0
+    else:
+        saved = checkpoint.load(out_dir, {**agent, **normalizer_parts(config, obs_dim),
+                                          **runstate.collector_like(config, obs_dim)})
+        agent = {k: saved[k] for k in agent}
+        collector, counters, window, solved, wall0, restarted = runstate.restore(
+            resumed, saved, envs, config, rngs, WINDOW, _seed_from)
+        steps, episodes, iteration = counters["env_steps"], counters["episodes"], counters["iteration"]
+        if not quiet:
+            print(f"resuming {out_dir} after iteration {iteration} ({steps} steps)"
+                  + (f"; {config.env}'s state cannot be saved, so its envs were restarted (deterministically, "
+                     f"from the saved generators)" if restarted else ""), file=sys.stderr, flush=True)
+    log = runstate.RunLog(out_dir, n_iters, quiet, resume_after=iteration if resumed else None) if root else None
+    saver = runstate.Checkpointer(config.checkpoint_every, config.checkpoint_minutes, iteration,
+                                  catch_signals=workers.size == 1)
+
+    def save():
+        counters = runstate.progress_state(collector, iteration, steps, episodes, window, solved,
+                                           wall0 + time.perf_counter() - t0)
+        checkpoint.save(out_dir, {**agent, **normalizer_parts(config, obs_dim, collector), **runstate.collector_parts(collector)},
+                        {**_meta(algo, config, counters.pop("counters"), rngs), **counters})
+        saver.saved(iteration)
+
     t0 = time.perf_counter()
     try:
-        while steps < config.total_steps:
-            if module.ROLLOUT == "episodes" and iteration > 0:         # fresh episodes every time
-                collector = start_collector(envs, config, _seed_from(rngs["env"]),
-                                            stats=normalizer_parts(config, obs_dim, collector))
-            batch = collect(collector, agent["policy"], T, rngs["act"],
-                            stop_when_all_done=module.ROLLOUT == "episodes")
-            workers.after_collect(collector)
-            progress = steps / config.total_steps                     # budget used before this batch
-            new_steps, returns, lengths = workers.collected(int(batch.valid.sum()), batch.episode_returns,
-                                                            batch.episode_lengths)
-            steps += new_steps
-            for ret in returns:                                       # solved: as the peer measures it
-                window.append(ret)
-                if solved is None and threshold is not None and len(window) == WINDOW \
-                        and np.mean(window) >= threshold:
-                    solved = (steps, time.perf_counter() - t0)
-            new_agent, diag = module.update(agent, batch, config, rngs["update"], progress=progress, **extra)
-            _finite_agent(new_agent)
-            agent, iteration, episodes = new_agent, iteration + 1, episodes + len(returns)
-            if not root:
-                continue
-            log.write({"iteration": iteration, "env_steps": steps, "wall_s": round(time.perf_counter() - t0, 4),
-                       "episodes": episodes, "return_mean": float(np.mean(window)) if window else float("nan"),
-                       "return_std": float(np.std(window)) if window else float("nan"),
-                       "length_mean": float(np.mean(lengths)) if lengths else float("nan"),
-                       **diag})
-    finally:
-        envs.close()
-        norm = normalizer_parts(config, obs_dim, collector)
+        with saver:
+            while steps < config.total_steps and saver.stop_signal is None:
+                if module.ROLLOUT == "episodes" and iteration > 0:         # fresh episodes every time
+                    collector = start_collector(envs, config, _seed_from(rngs["env"]),
+                                                stats=normalizer_parts(config, obs_dim, collector))
+                batch = collect(collector, agent["policy"], T, rngs["act"],
+                                stop_when_all_done=module.ROLLOUT == "episodes")
+                workers.after_collect(collector)
+                progress = steps / config.total_steps                     # budget used before this batch
+                new_steps, returns, lengths = workers.collected(int(batch.valid.sum()), batch.episode_returns,
+                                                                batch.episode_lengths)
+                steps += new_steps
+                for ret in returns:                                       # solved: as the peer measures it
+                    window.append(ret)
+                    if solved is None and threshold is not None and len(window) == WINDOW \
+                            and np.mean(window) >= threshold:
+                        solved = (steps, wall0 + time.perf_counter() - t0)
+                new_agent, diag = module.update(agent, batch, config, rngs["update"], progress=progress, **extra)
+                _finite_agent(new_agent)
+                agent, iteration, episodes = new_agent, iteration + 1, episodes + len(returns)
+                if not root:
+                    continue
+                log.write({"iteration": iteration, "env_steps": steps, "wall_s": round(wall0 + time.perf_counter() - t0, 4),
+                           "episodes": episodes, "return_mean": float(np.mean(window)) if window else float("nan"),
+                           "return_std": float(np.std(window)) if window else float("nan"),
+                           "length_mean": float(np.mean(lengths)) if lengths else float("nan"),
+                           **diag})
+                if saver.due(iteration):
+                    save()
+    finally:      # the end, a stop, or an error (then the state at that moment: see runstate.py)
         if root:
             log.close()
-            counters = {"iteration": iteration, "env_steps": steps, "episodes": episodes}
-            checkpoint.save(out_dir, {**agent, **norm}, _meta(algo, config, counters, rngs))
-    wall = time.perf_counter() - t0
+            if saver.last_iteration != iteration:
+                save()
+        norm = normalizer_parts(config, obs_dim, collector)
+        envs.close()
+    wall = wall0 + time.perf_counter() - t0
     if not root:
         return None
+    if saver.stop_signal is not None:                                 # no evaluation, no summary.json
+        print(runstate.stop_message(saver.stop_signal, out_dir, iteration, steps), file=sys.stderr, flush=True)
+        return {"algorithm": algo, "env": config.env, "seed": config.seed, "total_steps": steps,
+                "iterations": iteration, "wall_s": wall, "stopped_by": saver.stop_signal}
     eval_returns = evaluate(agent["policy"], config.env, config.eval_episodes, _seed_from(rngs["eval"]),
                             norm.get("obs_rms"), config.obs_clip)
     summary = {"algorithm": algo, "env": config.env, "seed": config.seed, "config": config.to_dict(),

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from rlref import checkpoint
+from rlref import checkpoint, runstate
 from rlref.algos import a2c, reinforce
 from rlref.cli import main
 from rlref.errors import CheckpointError, ConfigError, RunDirectoryError
@@ -81,8 +81,8 @@ def test_save_load_evaluate_gives_the_summary_returns(two_runs):
 
 def _like(run_dir):
     meta = checkpoint.load_meta(run_dir)
-    config = a2c.Config(**meta["config"])
-    return a2c.init_agent(config, 4, 2, False, np.random.default_rng(0))
+    config = a2c.Config(**meta["config"])       # the agent and the collector's state (for --resume)
+    return {**a2c.init_agent(config, 4, 2, False, np.random.default_rng(0)), **runstate.collector_like(config, 4)}
 
 
 def test_checkpoint_round_trip_and_corruption(two_runs, tmp_path):
@@ -108,7 +108,8 @@ def test_checkpoint_round_trip_and_corruption(two_runs, tmp_path):
     checkpoint.save(str(tmp_path / "small"), small, {})
     with pytest.raises(CheckpointError, match="keys do not match"):
         checkpoint.load(str(tmp_path / "small"), agent)
-    other = a2c.init_agent(a2c.Config(hidden=(32, 32)), 4, 2, False, np.random.default_rng(0))
+    other = {**a2c.init_agent(a2c.Config(hidden=(32, 32)), 4, 2, False, np.random.default_rng(0)),
+             **runstate.collector_like(a2c.Config(), 4)}
     with pytest.raises(CheckpointError, match=r"policy/W1 has shape \(4, 64\), expected \(4, 32\)"):
         checkpoint.load(d, other)
     with pytest.raises(CheckpointError, match="no checkpoint"):
