@@ -5,7 +5,7 @@ the exercise, and keeps
 
 1. the ``def`` line(s) with the signature, and the docstring (shapes, the equation tag);
 2. the input checks: the longest run of statements right after the docstring that are checks, where
-   a check is a ``raise``; a call (bare, or assigned: ``x = require_array(...)``) of a function whose
+   a check is a ``raise`` (other than of NotImplementedError); a call (bare, or assigned: ``x = require_array(...)``) of a function whose
    name starts with ``require_``, ``check_``, ``_check`` or ``check``; or an ``if`` whose branches
    hold only checks (``if check: a = self._check_actions(a)``, ``if b_norm == 0.0: raise ...``).
 
@@ -55,8 +55,9 @@ def _call_name(node):
 
 def is_check(node):
     """Whether a statement is an input check (see the module docstring)."""
-    if isinstance(node, ast.Raise):
-        return True
+    if isinstance(node, ast.Raise):                    # a stub's NotImplementedError is no input check
+        exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+        return getattr(exc, "id", "") != "NotImplementedError"
     if isinstance(node, ast.If):
         return all(is_check(n) for n in node.body + node.orelse)
     name = _call_name(node)
