@@ -3,8 +3,9 @@
 ``python -m rlref gradcheck`` runs ``run_checks`` and prints the table; the test suite runs the same
 list. Each function of ALL_CHECKS takes a generator and returns a table whose entries are either
 gradient checks (quantity, shape, f, grad_f, x), measured here against central differences, or
-agreements already measured (quantity, shape, error) between two independent computations of one
-matrix or product. ``run_checks`` is one loop over them. An error is |a - n| / max(1, |a|, |n|)
+agreements (quantity, shape, error) between two independent computations of one matrix or product,
+where error is a number or a function of no arguments that measures it (so that a homework stub
+fails its own row only). ``run_checks`` is one loop over them. An error is |a - n| / max(1, |a|, |n|)
 as in ``rlref.gradcheck``; a check passes at error <= TOL.
 
 Every loss-and-gradient function of rlref returns (loss, grad, aux), so its entry is
@@ -77,8 +78,7 @@ def _jvp_error(params, x, rng, eps=1e-6):
     v = rng.standard_normal(theta.shape)
     out = lambda t: mlp_forward(unflatten(t, params), x)[0]
     numeric = (out(theta + eps * v) - out(theta - eps * v)) / (2 * eps)
-    analytic = mlp_jvp(unflatten(v, params), mlp_forward(params, x)[1])
-    return float(rel_error(analytic, numeric).max())
+    return lambda: float(rel_error(mlp_jvp(unflatten(v, params), mlp_forward(params, x)[1]), numeric).max())
 
 
 def categorical_checks(rng, N=6, A=4):
@@ -166,15 +166,15 @@ def _policy_entries(rng, gaussian):
     table.append((f"{_kind(gaussian)} policy: mean KL gradient (POL.3) d/dtheta", f"P={theta.size}",
                   lambda t: mean_kl(t, old_dist, params, obs), lambda t: mean_kl_grad(params, old_dist, t, obs),
                   theta))
-    H = numerical_jacobian(lambda t: mean_kl_grad(params, old_dist, t, obs), theta_old.copy())
-    F = matrix_free_fisher(params, obs)
+    H = lambda: numerical_jacobian(lambda t: mean_kl_grad(params, old_dist, t, obs), theta_old.copy())
+    P = theta_old.size
     table.append((f"{_kind(gaussian)} policy: Hessian of mean KL at theta_old vs J^T M J",
-                  str(F.shape), float(rel_error(F, H).max())))
-    F_explicit = npg.fisher_matrix(npg.fisher_factor(params, obs, "exact"))
+                  f"({P}, {P})", lambda: float(rel_error(matrix_free_fisher(params, obs), H()).max())))
+    F_explicit = lambda: npg.fisher_matrix(npg.fisher_factor(params, obs, "exact"))
     x = rng.standard_normal(theta_old.size)
     dist, cache = policy_forward(params, obs)
     table.append((f"{_kind(gaussian)} policy: x^T F x one forward pass vs explicit", "()",
-                  float(rel_error(fisher_quadratic(dist, cache, x, params), x @ F_explicit @ x))))
+                  lambda: float(rel_error(fisher_quadratic(dist, cache, x, params), x @ F_explicit() @ x))))
     return table
 
 
@@ -268,11 +268,13 @@ def agreement_checks(rng):
         kind = _kind(gaussian)
         policy, obs = _policy(rng, gaussian, N=8)
         v = rng.standard_normal(flatten(policy).size)
-        Fv = npg.fisher_matrix(npg.fisher_factor(policy, obs, "exact")) @ v
+        Fv = lambda policy=policy, obs=obs, v=v: npg.fisher_matrix(npg.fisher_factor(policy, obs, "exact")) @ v
         table.append((f"TRPO F v matrix-free (TRPO.6) vs explicit, {kind}", f"P={v.size}",
-                      float(rel_error(trpo.fisher_vector_product(policy, obs, 0.0)(v), Fv).max())))
+                      lambda policy=policy, obs=obs, v=v, Fv=Fv: float(rel_error(
+                          trpo.fisher_vector_product(policy, obs, 0.0)(v), Fv()).max())))
         table.append((f"TRPO F v finite-difference (TRPO.7) vs explicit, {kind}", f"P={v.size}",
-                      float(rel_error(trpo.fisher_vector_product_fd(policy, obs, 0.0)(v), Fv).max())))
+                      lambda policy=policy, obs=obs, v=v, Fv=Fv: float(rel_error(
+                          trpo.fisher_vector_product_fd(policy, obs, 0.0)(v), Fv()).max())))
     for gaussian in (False, True):
         table += _npg_entries(rng, gaussian)
     return table
@@ -288,23 +290,41 @@ def _npg_entries(rng, gaussian):
                   lambda p: unflatten(w @ npg.score_matrix(p, obs, actions), p), policy))
     theta_old = flatten(policy)
     old_dist = policy_forward(policy, obs)[0]
-    H = numerical_jacobian(lambda t: mean_kl_grad(policy, old_dist, t, obs), theta_old.copy())
-    F = npg.fisher_matrix(npg.fisher_factor(policy, obs, "exact"))
-    table.append((f"NPG exact Fisher Z^T Z (NPG.3) vs Hessian of mean KL, {kind}", str(F.shape),
-                  float(rel_error(F, H).max())))
+    H = lambda: numerical_jacobian(lambda t: mean_kl_grad(policy, old_dist, t, obs), theta_old.copy())
+    F = lambda: npg.fisher_matrix(npg.fisher_factor(policy, obs, "exact"))
+    table.append((f"NPG exact Fisher Z^T Z (NPG.3) vs Hessian of mean KL, {kind}",
+                  f"({theta_old.size}, {theta_old.size})", lambda: float(rel_error(F(), H()).max())))
     return table
 
 
 ALL_CHECKS = [mlp_checks, categorical_checks, gaussian_checks, policy_checks, loss_checks, agreement_checks]
 
 
+def not_implemented(err):
+    """The error column of a row whose code is a homework stub: "not implemented (Exercise TAG)"."""
+    text = str(err)
+    tag = text.split(":")[0].removeprefix("Exercise ").strip() if text.startswith("Exercise ") else ""
+    return f"not implemented (Exercise {tag})" if tag else "not implemented"
+
+
 def run_checks(seed=0, checks=None):
-    """Run every check; returns rows (quantity, shape, error, passed)."""
+    """Run every check; returns rows (quantity, shape, error, passed). In a student version of the
+    package, a row (or a whole group, when building its inputs already needs a stub) whose code
+    raises NotImplementedError gets the error "not implemented (Exercise TAG)" and fails."""
     rng = np.random.default_rng(seed)
     rows = []
     for check in (checks or ALL_CHECKS):
-        for quantity, shape, *rest in check(rng):
-            error = _error(*rest) if len(rest) == 3 else rest[0]     # (f, grad_f, x) or a measured error
+        try:
+            table = check(rng)
+        except NotImplementedError as err:
+            rows.append((f"{check.__name__} (every row)", "", not_implemented(err), False))
+            continue
+        for quantity, shape, *rest in table:
+            try:                                                      # (f, grad_f, x), or an error to measure
+                error = _error(*rest) if len(rest) == 3 else (rest[0]() if callable(rest[0]) else rest[0])
+            except NotImplementedError as err:
+                rows.append((quantity, shape, not_implemented(err), False))
+                continue
             rows.append((quantity, shape, error, bool(error <= TOL)))
     return rows
 
@@ -314,6 +334,9 @@ def format_table(rows):
     lines = [f"{'quantity':<{width}}  {'shape':<12}  {'max rel error':>13}  result",
              "-" * (width + 38)]
     for quantity, shape, error, passed in rows:
+        if isinstance(error, str):                                    # a homework stub
+            lines.append(f"{quantity:<{width}}  {shape:<12}  {'':>13}  {error}")
+            continue
         lines.append(f"{quantity:<{width}}  {shape:<12}  {error:>13.2e}  {'pass' if passed else 'FAIL'}")
     n_fail = sum(not r[3] for r in rows)
     lines.append(f"{len(rows) - n_fail} of {len(rows)} checks passed (tolerance {TOL:.0e} on "

@@ -5,6 +5,7 @@
     evaluate DIR [--episodes 20]
     plot DIR [DIR ...] -o figures/NAME.png
     gradcheck [--seed S]
+    homework list | make --out DIR (--exercises TAG ... | --all) | grade [DIR] [--json FILE] [--tests DIR]
 
 Errors: a named rlref error (ConfigError, UnsupportedSpaceError, NonFiniteError, CheckpointError,
 ...) is printed as one line, "error: ConfigError: gamma must be in [0.0, 1.0], got 1.5", with exit
@@ -127,6 +128,8 @@ def build_parser():
     p = sub.add_parser("gradcheck", help="check every hand-derived gradient against finite differences", parents=[common])
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     p.set_defaults(func=cmd_gradcheck)
+    from rlref.homework.commands import add_parser
+    add_parser(sub, common)
     return parser
 
 

@@ -42,6 +42,16 @@ class SyncError(RlrefError, RuntimeError):
     """Distributed workers that must hold identical parameters do not (their checksums differ)."""
 
 
+class HomeworkError(RlrefError, ValueError):
+    """A homework request that cannot be met: an unknown exercise tag, a table entry whose target
+    does not exist, or a folder that is not an rlref project."""
+
+
+class HomeworkDirectoryError(RlrefError, FileExistsError):
+    """`homework make --out DIR` into a DIR that already exists (a student version is never
+    written over anything)."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Small validators shared by every module. They raise the errors above with messages that say
 # what was received and what is allowed; they never use `assert` (which `python -O` removes).

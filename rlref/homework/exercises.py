@@ -1,0 +1,122 @@
+"""The exercises of rlref's homework, declared once.
+
+Each entry of EXERCISES says what the student writes and how it is graded:
+
+- ``tag``: stable, the tag of the equation the code implements (``GAE.2``); a notebook exercise
+  keeps the tag of its cells' ``{"rlref": {"exercise": TAG}}`` metadata (``00.1``: notebook 00,
+  exercise 1).
+- ``target``: a function or method of the package, ``"rlref/advantages.py:gae"`` or
+  ``"rlref/distributions.py:Categorical.dlogp"``, whose body the generator replaces by a stub; or a
+  notebook, ``"notebooks/04_ppo.ipynb"``, whose solution cells tagged with this exercise it clears.
+- ``todo``: one line of what to compute; the stub's message is ``"Exercise TAG: " + todo``.
+- ``points``: what passing all of the exercise's tests is worth (all or nothing).
+- ``deps``: the exercises whose code this exercise's tests run. When one of them fails, the grader
+  reports this exercise as "waiting for TAG" rather than charging the same bug twice; with a
+  reference copy at hand it grades this exercise against the reference dependency instead.
+
+The tests that grade an exercise are the tests in ``tests/`` marked ``@pytest.mark.exercise("TAG")``
+(``tests/test_exercises_core.py``, ``tests/test_exercises_algos.py``, and for notebook exercises
+``tests/test_exercises_notebooks.py``, which runs the notebook's check cells). Adding an exercise is
+one entry here plus its marked tests.
+"""
+from dataclasses import dataclass
+
+from rlref.errors import HomeworkError
+
+
+@dataclass(frozen=True)
+class Exercise:
+    tag: str
+    target: str
+    todo: str
+    points: int
+    deps: tuple = ()
+
+    @property
+    def is_notebook(self):
+        return self.target.endswith(".ipynb")
+
+    @property
+    def path(self):
+        """The file the student edits, relative to the project root."""
+        return self.target.partition(":")[0]
+
+    @property
+    def qualname(self):
+        """"Categorical.dlogp" for a method, "gae" for a function, "" for a notebook."""
+        return self.target.partition(":")[2]
+
+
+E = Exercise
+EXERCISES = (
+    # notebook 00: backprop, forward mode, distributions
+    E("MLP.2", "rlref/nn.py:mlp_backward", "backprop dout through every layer: grads (MLP.2) and dx (MLP.3)", 3),
+    E("MLP.4", "rlref/nn.py:mlp_jvp", "forward mode: push the tangent dparams (and dx) through every layer", 2),
+    E("DIST.1", "rlref/distributions.py:Categorical.dlogp", "the score in the logits, onehot(a) - p", 1),
+    E("DIST.2", "rlref/distributions.py:Categorical.dentropy", "dH/dlogits = -p (log p + H)", 1),
+    E("DIST.3", "rlref/distributions.py:Categorical.dkl", "d KL(self || other) / d other.logits", 1),
+    E("DIST.5", "rlref/distributions.py:DiagGaussian.dlogp", "the score (dmean, dlog_std) of a diagonal Gaussian", 1),
+    E("DIST.7", "rlref/distributions.py:DiagGaussian.dkl",
+      "d KL(self || other) / d (other.mean, other.log_std)", 1),
+    E("00.1", "notebooks/00_backprop_and_gradcheck.ipynb", "softplus MLP: forward and backward pass", 1),
+    E("00.3", "notebooks/00_backprop_and_gradcheck.ipynb", "the reverse KL and its gradient in the logits", 1),
+    E("00.4", "notebooks/00_backprop_and_gradcheck.ipynb", "the complex-step derivative", 1),
+    # notebook 01: returns, advantages, REINFORCE, A2C
+    E("PG.3", "rlref/advantages.py:discount_cumsum",
+      "y_t = x_t + gamma (1 - dones_t) y_{t+1}, backwards from y_T = bootstrap", 2),
+    E("GAE.1", "rlref/advantages.py:td_residuals", "delta_t = r_t + gamma (1 - terminated_t) V(s_{t+1}) - V(s_t)", 1),
+    E("GAE.2", "rlref/advantages.py:gae", "A_hat from the TD residuals (GAE.2), and R_hat = A_hat + values", 2,
+      ("PG.3", "GAE.1")),
+    E("PG.4", "rlref/algos/reinforce.py:loss_and_grad",
+      "L = -(1/N) sum_i log pi(a_i|s_i) w_i and its gradient by backprop", 2, ("DIST.1", "DIST.5", "MLP.2")),
+    E("AC.3", "rlref/algos/a2c.py:loss_and_grad",
+      "the A2C loss (policy, entropy, value terms) and its gradients in theta and phi", 3,
+      ("DIST.1", "DIST.2", "MLP.2")),
+    E("01.2", "notebooks/01_policy_gradient.ipynb", "GAE by the backward recursion", 1),
+    # notebook 02: natural gradient
+    E("NPG.3", "rlref/algos/npg.py:fisher_factor", "Z (R, P) with Z^T Z the exact (NPG.3) or empirical (NPG.4) Fisher",
+      3, ("DIST.1",)),
+    E("02.5", "notebooks/02_natural_gradient.ipynb", "the Woodbury solve of (Z^T Z + lam I) x = g", 1),
+    # notebook 03: TRPO
+    E("TRPO.5", "rlref/algos/trpo.py:max_step", "the natural step size: s_max = sqrt(2 max_kl / x^T F x) x", 1),
+    E("TRPO.6", "rlref/policy.py:fisher_vector_product",
+      "v -> F v + damping v by one forward-mode and one backward pass", 3, ("MLP.2", "MLP.4")),
+    E("TRPO.8", "rlref/algos/trpo.py:conjugate_gradient", "conjugate gradient for A x = b from products A p", 3),
+    E("TRPO.9", "rlref/algos/trpo.py:line_search", "backtrack along full_step until the rule accepts", 2),
+    E("03.3", "notebooks/03_trpo.ipynb", "the maximal step on the KL budget", 1),
+    # notebook 04: PPO and normalization
+    E("PPO.2", "rlref/algos/ppo.py:policy_loss_and_grad",
+      "the clipped (PPO.1-2) or penalty (PPO.3) loss with entropy, and its derivative in the "
+      "distribution's parameters", 3, ("DIST.1", "DIST.2", "DIST.3")),
+    E("PPO.4", "rlref/algos/ppo.py:adapt_beta", "halve or double beta outside [kl_target / 1.5, 1.5 kl_target]", 1),
+    E("PPO.5", "rlref/value.py:value_loss_and_grad", "the value loss (V.1) or its clipped form (PPO.5), and dL/dv", 2),
+    E("NORM.1", "rlref/normalize.py:rms_merge", "the exact merge of two sets of running statistics", 2),
+    E("04.1", "notebooks/04_ppo.ipynb", "one sample's clipped term and its derivative in log r", 1),
+    E("04.2", "notebooks/04_ppo.ipynb", "the banded beta rule", 1),
+)
+del E
+
+BY_TAG = {e.tag: e for e in EXERCISES}
+if len(BY_TAG) != len(EXERCISES):
+    raise RuntimeError("two exercises share a tag")
+
+
+def lookup(tags):
+    """The exercises of the given tags, in the table's order; HomeworkError names unknown tags."""
+    unknown = [t for t in tags if t not in BY_TAG]
+    if unknown:
+        raise HomeworkError(f"unknown exercise tag(s) {unknown}; the tags are {list(BY_TAG)} "
+                            f"(python -m rlref homework list)")
+    wanted = set(tags)
+    return [e for e in EXERCISES if e.tag in wanted]
+
+
+def closure(tag):
+    """Every exercise that `tag`'s tests run, directly or through other dependencies."""
+    seen, todo = [], list(BY_TAG[tag].deps)
+    while todo:
+        t = todo.pop(0)
+        if t not in seen:
+            seen.append(t)
+            todo += list(BY_TAG[t].deps)
+    return seen
