@@ -34,6 +34,10 @@ class RunDirectoryError(RlrefError, FileExistsError):
     """Training into a directory that already holds a run (which would be lost) without --overwrite."""
 
 
+class MissingDependencyError(RlrefError, ImportError):
+    """An optional package an env (MuJoCo, Box2D) or rendering (pygame) needs is not installed."""
+
+
 class GradientCheckError(RlrefError, AssertionError):
     """An analytic gradient disagrees with finite differences beyond the tolerance."""
 

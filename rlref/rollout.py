@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import gymnasium as gym
 import numpy as np
 
-from rlref.errors import ConfigError, NonFiniteError, UnsupportedSpaceError
+from rlref.errors import ConfigError, MissingDependencyError, NonFiniteError, UnsupportedSpaceError
 from rlref.normalize import normalize_obs, rms_init, rms_update, scale_rewards
 from rlref.policy import policy_forward
 
@@ -31,11 +31,28 @@ from rlref.policy import policy_forward
 # (finite, float64); the policy's forward pass inside the loop then runs with check=False.
 
 
-def make_envs(env_id, num_envs):
+# What the optional envs need, by the package their entry point lives in (requirements-envs.txt).
+EXTRAS = {"mujoco": "MuJoCo (gymnasium[mujoco])", "box2d": "Box2D (gymnasium[box2d])"}
+
+
+def make_envs(env_id, num_envs, render_mode=None):
     """E copies of env_id: the env's own NumPy-vectorized form where it has one, else "sync"."""
     spec = gym.spec(env_id)
     mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
-    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode)
+    try:
+        return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode,
+                            **({"render_mode": render_mode} if render_mode else {}))
+    except gym.error.DependencyNotInstalled as err:
+        raise missing_dependency(env_id, err) from None
+
+
+def missing_dependency(env_id, err):
+    """MissingDependencyError saying what env_id needs and how to install it."""
+    entry = str(gym.spec(env_id).entry_point)
+    need = next((what for key, what in EXTRAS.items() if f".{key}." in entry), "an optional package")
+    return MissingDependencyError(f"{env_id} needs {need}, which is not installed: pip install -r "
+                                  f"requirements-envs.txt (MuJoCo, Box2D and pygame for rendering); "
+                                  f"gymnasium says: {err}")
 
 
 def check_spaces(envs):

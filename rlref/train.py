@@ -176,13 +176,13 @@ def resume(run_dir, quiet=False):
 def _train(algo, module, workers, config, out_dir, quiet, overwrite, resumed=None):
     extra = {"workers": workers} if hasattr(module, "workers") else {}
     root, quiet = workers.rank == 0, quiet or workers.rank != 0      # rank 0 alone writes and prints
+    envs = make_envs(config.env, config.num_envs)         # a missing package or space fails here, before
+    obs_dim, act_dim, gaussian, _ = check_spaces(envs)    # anything is written
     if root and resumed is None:
         runstate.new_run_dir(out_dir, overwrite)
         with open(os.path.join(out_dir, "config.json"), "w") as f:
             json.dump({"algorithm": algo, **config.to_dict()}, f, indent=1)
     rngs = workers.generators(config.seed)
-    envs = make_envs(config.env, config.num_envs)
-    obs_dim, act_dim, gaussian, _ = check_spaces(envs)
     agent = workers.broadcast(module.init_agent(config, obs_dim, act_dim, gaussian, rngs["init"]))
     episode_steps = gym.spec(config.env).max_episode_steps or 1000
     T = episode_steps if module.ROLLOUT == "episodes" else config.n_steps

@@ -61,6 +61,21 @@ PRESETS = {
                        minibatch_size=256, gamma=0.99, lam=0.95, lr=1e-3, vf_coef=0.5, ent_coef=0.0,
                        normalize_obs=True),
 }
+# MuJoCo: the PPO paper's settings as CleanRL's ppo_continuous_action runs them (the published table
+# README compares with): one env, 2048-step rollouts, 10 epochs of 32 minibatches of 64, lr 3e-4
+# annealed, minibatch advantage standardization, value clipping, no entropy bonus, normalized
+# observations and scaled rewards. CleanRL's value loss is 0.5 mean(...) with c_v 0.5: c_v 0.25 here.
+MUJOCO = dict(total_steps=1_000_000, hidden=(64, 64), num_envs=1, n_steps=2048, epochs=10, minibatch_size=64,
+              gamma=0.99, lam=0.95, lr=3e-4, vf_coef=0.25, ent_coef=0.0, clip_value=True,
+              normalize_adv="minibatch", normalize_obs=True, scale_reward=True, eval_episodes=10)
+PRESETS.update({env: MUJOCO for env in ("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5")})
+# Box2D: RL-Zoo's LunarLander settings (gamma 0.999, lam 0.98, 4 epochs, minibatches of 64, entropy
+# 0.01, no normalization) with 8 envs x 256 steps per batch instead of 16 x 1024 (the same 128
+# minibatch steps per 2048 samples, in shorter iterations).
+PRESETS.update({env: dict(total_steps=1_000_000, hidden=(64, 64), num_envs=8, n_steps=256, epochs=4,
+                          minibatch_size=64, gamma=0.999, lam=0.98, lr=3e-4, vf_coef=0.5, ent_coef=0.01,
+                          anneal_lr=False, eval_episodes=20)
+                for env in ("LunarLander-v3", "LunarLanderContinuous-v3")})
 
 
 # NOTE (implementation detail): more envs per call would be faster per env step (16 x 16: 1.45 times

@@ -64,6 +64,12 @@ ROLLOUT = "steps"
 # Per-env settings the command line applies under any --set. Pendulum-v1, scripts/calibrate.py on
 # seeds 11-20: every seed evaluates above -400 (median -205 at 200k steps, -167 at 500k).
 PRESETS = {"Pendulum-v1": {"gamma": 0.95, "total_steps": 200_000}}
+# MuJoCo: close to RL-Zoo's sb3-contrib TRPO settings (2 envs x 1024 steps, max KL 0.01, lam 0.95,
+# normalized observations), not calibrated yet: README's results table says what they reach.
+PRESETS.update({env: dict(total_steps=1_000_000, hidden=(64, 64), num_envs=2, n_steps=1024, max_kl=0.01,
+                          anneal_kl=False, lam=0.95, gamma=0.99, normalize_obs=True, v_minibatch=128,
+                          eval_episodes=10)
+                for env in ("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5")})
 LINE_SEARCHES = ("kl_and_improve", "improve_only", "none")
 DIRECTIONS = ("natural", "vanilla")
 FVPS = ("exact", "fd")
