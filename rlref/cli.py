@@ -2,7 +2,7 @@
 
     train ALGO [--env ID] [--seed S] [--total-steps N] [--out DIR] [--set key=value ...] [--quiet] [--overwrite]
     train --resume DIR [--quiet]
-    evaluate DIR [--episodes 20]
+    evaluate DIR [--episodes 20] [--video FILE.gif|FILE.mp4 [--video-episodes 1]]
     plot DIR [DIR ...] -o figures/NAME.png
     gradcheck [--seed S]
     homework list | make --out DIR (--exercises TAG ... | --all) | grade [DIR] [--json FILE] [--tests DIR]
@@ -74,8 +74,14 @@ def cmd_evaluate(args):
     trained = load_run(args.dir)
     config = trained.config
     episodes = args.episodes or config.eval_episodes
-    returns = evaluate(trained.policy, config.env, episodes, _seed_from(generators(config.seed)["eval"]),
-                       trained.obs_rms, config.obs_clip)
+    seed = _seed_from(generators(config.seed)["eval"])
+    if args.video:                                        # episodes from the evaluation's seed, drawn
+        from rlref.video import record
+        returns = record(trained, config.env, args.video, seed, episodes=args.video_episodes)
+        print(f"wrote {args.video}: {len(returns)} deterministic episode(s) of {config.env}, returns "
+              + ", ".join(f"{r:.1f}" for r in returns))
+        return 0
+    returns = evaluate(trained.policy, config.env, episodes, seed, trained.obs_rms, config.obs_clip)
     print(json.dumps({"eval_return_mean": float(returns.mean()), "eval_return_std": float(returns.std()),
                       "eval_episodes": episodes, "returns": returns.tolist()}))
     return 0
@@ -119,6 +125,9 @@ def build_parser():
     p = sub.add_parser("evaluate", help="deterministic evaluation of a saved run", parents=[common])
     p.add_argument("dir")
     p.add_argument("--episodes", type=int, default=None)
+    p.add_argument("--video", metavar="FILE", default=None,
+                   help="draw deterministic episodes into FILE.gif (or .mp4 with ffmpeg) instead of evaluating")
+    p.add_argument("--video-episodes", dest="video_episodes", type=int, default=1, help="episodes in the video (1)")
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("plot", help="learning curves of run directories", parents=[common])
     p.add_argument("dirs", nargs="+")

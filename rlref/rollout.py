@@ -32,7 +32,8 @@ from rlref.policy import policy_forward
 
 
 # What the optional envs need, by the package their entry point lives in (requirements-envs.txt).
-EXTRAS = {"mujoco": "MuJoCo (gymnasium[mujoco])", "box2d": "Box2D (gymnasium[box2d])"}
+EXTRAS = {"mujoco": "MuJoCo (gymnasium[mujoco])", "box2d": "Box2D (gymnasium[box2d])",
+          "classic_control": "pygame (gymnasium[classic-control]) to be drawn"}
 
 
 def make_envs(env_id, num_envs, render_mode=None):

@@ -104,6 +104,10 @@ class TrainedPolicy:
         deterministic, else a sample drawn with rng (default: a fresh generator)."""
         obs = np.asarray(obs, dtype=np.float64)
         x = obs[None] if obs.ndim == 1 else obs                        # (N, D)
+        D = self.policy["W1"].shape[0]
+        if x.ndim != 2 or x.shape[1] != D:
+            raise ValueError(f"obs must have shape ({D},) or (N, {D}) for this policy (trained on "
+                             f"{getattr(self.config, 'env', 'an env')} observations), got {obs.shape}")
         if self.obs_rms is not None:
             x = normalize_obs(self.obs_rms, x, self.obs_clip)          # frozen statistics (NORM.2)
         dist, _ = policy_forward(self.policy, x)
