@@ -18,8 +18,9 @@ SMOKE = [("ppo", "Hopper-v5", "mujoco"), ("ppo", "HalfCheetah-v5", "mujoco"), ("
 
 
 @pytest.mark.parametrize("algo, env, package", SMOKE)
-def test_preset_runs_on_the_optional_env(algo, env, package, tmp_path):
+def test_preset_runs_on_the_optional_env(algo, env, package, tmp_path, monkeypatch):
     pytest.importorskip(package, reason=f"{env} needs {package}: pip install -r requirements-envs.txt")
+    monkeypatch.chdir(tmp_path)                         # MuJoCo writes MUJOCO_LOG.TXT into the working folder
     out = tmp_path / "run"
     assert cli.main(["train", algo, "--env", env, "--total-steps", "4096", "--set", "eval_episodes=2",
                      "--out", str(out), "--quiet"]) == 0

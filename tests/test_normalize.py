@@ -52,14 +52,20 @@ def test_reward_scaling_by_hand():
     np.testing.assert_allclose(R, [4.0, 3.5])
 
 
+def summary_config(run_dir):
+    from rlref.algos import a2c
+    return a2c.Config(**checkpoint.load_meta(run_dir)["config"])
+
+
 def test_statistics_are_checkpointed_and_used_frozen_at_evaluation(tmp_path):
     from rlref.algos import a2c
     from rlref.train import evaluate, train
     out = str(tmp_path / "run")
     summary = train("a2c", a2c.Config(seed=2, total_steps=3000, normalize_obs=True, scale_reward=True), out,
                     quiet=True)
+    from rlref.runstate import collector_like
     like = {**a2c.init_agent(a2c.Config(), 4, 2, False, np.random.default_rng(0)),
-            "obs_rms": rms_init(4), "ret_rms": rms_init(1)}
+            "obs_rms": rms_init(4), "ret_rms": rms_init(1), **collector_like(summary_config(out), 4)}
     agent = checkpoint.load(out, like)
     assert agent["obs_rms"]["count"] > 3000 and np.all(agent["obs_rms"]["var"] > 0)
     assert not np.allclose(agent["obs_rms"]["mean"], 0.0)
