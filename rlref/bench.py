@@ -146,60 +146,80 @@ def last_line(path):
     return lines[-1] if lines else ""
 
 
+STOPPED = (128 + signal.SIGINT, 128 + signal.SIGTERM)     # a child that saved its checkpoint and stopped
+
+
+class _Stop(Exception):
+    """SIGTERM (or SIGINT) reached the bench itself: stop the children the same way."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stop(signum, frame):
+    raise _Stop(signum)
+
+
+def _outcome(proc, err, run):
+    """What became of one finished child: its exit code and, unless it succeeded, its stderr's last line."""
+    err.close()
+    error = None if proc.returncode == 0 else last_line(err.name) or f"exit code {proc.returncode}"
+    return {"returncode": proc.returncode, "error": error, "action": run["action"],
+            "stopped": proc.returncode in STOPPED}
+
+
 def run_grid(grid, steps, sets, jobs, log_dir, poll_s=POLL_S):
     """Run every run whose action is not "reuse", at most `jobs` at once, with one tqdm bar over
-    the grid's env steps. Returns ({name: {"returncode", "error", "action"}}, interrupted)."""
+    the grid's env steps. SIGINT or SIGTERM to the bench is passed on to the running children
+    (they save a checkpoint and stop) and no new run starts. Returns ({name: outcome}, stopped)."""
     from tqdm import tqdm
     os.makedirs(log_dir, exist_ok=True)
     todo = [run for run in grid if run["action"] != "reuse"]
-    outcomes = {run["name"]: {"returncode": 0, "error": None, "action": "reuse"} for run in grid
-                if run["action"] == "reuse"}
+    outcomes = {run["name"]: {"returncode": 0, "error": None, "action": "reuse", "stopped": False}
+                for run in grid if run["action"] == "reuse"}
     total = sum(run["total"] for run in grid)
     bar = tqdm(total=total, unit="step", unit_scale=True, dynamic_ncols=True, disable=not sys.stderr.isatty(),
                desc=f"bench: {len(grid)} runs")
-    running, environ, interrupted = {}, child_environ(), False
+    running, environ = {}, child_environ()
 
     def advance():                                        # the bar shows the grid's steps so far
-        done = sum(min(steps_done(run["dir"]), run["total"]) for run in grid)
-        bar.update(done - bar.n)
-        failed = sum(1 for o in outcomes.values() if o["returncode"] != 0)
-        bar.set_postfix(done=len(outcomes) - failed, running=len(running), failed=failed, refresh=True)
+        done = {run["name"]: min(steps_done(run["dir"]), run["total"]) for run in grid}
+        failed = [name for name, o in outcomes.items() if o["returncode"] != 0]
+        bar.total = total - sum(run["total"] - done[run["name"]] for run in grid if run["name"] in failed)
+        bar.update(sum(done.values()) - bar.n)            # a failed run's remaining steps never come
+        bar.set_postfix(done=len(outcomes) - len(failed), running=len(running), failed=len(failed), refresh=True)
 
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
     try:
         while todo or running:
-            while todo and len(running) < jobs and not interrupted:
+            while todo and len(running) < jobs:
                 run = todo.pop(0)
                 err = open(os.path.join(log_dir, run["name"] + ".stderr.txt"), "w")
-                proc = subprocess.Popen(child_command(run, steps, sets), stdout=subprocess.DEVNULL, stderr=err,
-                                        env=environ)
-                running[run["name"]] = (proc, err, run)
-            if interrupted:
-                todo = []
+                running[run["name"]] = (subprocess.Popen(child_command(run, steps, sets), stdout=subprocess.DEVNULL,
+                                                         stderr=err, env=environ), err, run)
             for name, (proc, err, run) in list(running.items()):
-                if proc.poll() is None:
-                    continue
-                err.close()
-                error = None if proc.returncode == 0 else last_line(err.name) or f"exit code {proc.returncode}"
-                outcomes[name] = {"returncode": proc.returncode, "error": error, "action": run["action"]}
-                del running[name]
-                if error:
-                    bar.write(f"{name} failed: {error}", file=sys.stderr)
+                if proc.poll() is not None:
+                    outcomes[name] = _outcome(proc, err, run)
+                    del running[name]
+                    if outcomes[name]["error"]:
+                        bar.write(f"{name} {'stopped' if outcomes[name]['stopped'] else 'failed'}: "
+                                  f"{outcomes[name]['error']}", file=sys.stderr)
             advance()
             if running:
                 time.sleep(poll_s)
-    except KeyboardInterrupt:                 # each child saves its checkpoint and exits (130)
-        interrupted = True
+    except (KeyboardInterrupt, _Stop) as stop:
+        signum = stop.signum if isinstance(stop, _Stop) else signal.SIGINT
         for proc, err, run in running.values():
             if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
+                proc.send_signal(signum)      # the child finishes its iteration, saves and exits
         for name, (proc, err, run) in running.items():
             proc.wait()
-            err.close()
-            outcomes[name] = {"returncode": proc.returncode, "error": last_line(err.name) or "stopped",
-                              "action": run["action"]}
+            outcomes[name] = _outcome(proc, err, run)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         bar.close()
-    return outcomes, interrupted
+    return outcomes, any(o["stopped"] for o in outcomes.values())
 
 
 def command_line(args):
@@ -220,7 +240,7 @@ def command_line(args):
 
 def bench(args):
     """The bench command (args from rlref/cli.py): plan, run, report. Returns the exit code:
-    0 when every run finished, 1 when one failed, 130 when interrupted."""
+    0 when every run finished, 1 when one failed, 130 when runs were stopped (SIGINT, SIGTERM)."""
     from rlref import benchreport
     out, command = args.out, command_line(args)
     if args.report_only:
@@ -237,13 +257,13 @@ def bench(args):
     plan["runs"] = {**plan.get("runs", {}), **{run["name"]: {k: run[k] for k in ("algo", "env", "seed")} for run in grid}}
     plan["command"] = command
     benchreport.write_plan(out, plan)
-    outcomes, interrupted = run_grid(grid, args.steps, args.set, jobs, os.path.join(out, "logs"))
+    outcomes, stopped = run_grid(grid, args.steps, args.set, jobs, os.path.join(out, "logs"))
     plan["outcomes"] = {**plan.get("outcomes", {}), **outcomes}
     benchreport.write_plan(out, plan)
     text, ok = benchreport.write_report(out, command, names=[run["name"] for run in grid])
     print(text)
-    if interrupted:
-        print(f"stopped: the unfinished runs saved their checkpoints; run the same command again to continue "
+    if stopped:
+        print(f"stopped: the stopped runs saved their checkpoints; run the same command again to continue "
               f"them (finished runs are reused): {command}", file=sys.stderr)
         return 130
     return 0 if ok else 1

@@ -114,7 +114,8 @@ def run_record(out, name, meta, outcome):
     config, summary = _json(os.path.join(run_dir, "config.json")), _json(os.path.join(run_dir, "summary.json"))
     steps, returns = _curve(run_dir)
     error = (outcome or {}).get("error")
-    status = "done" if summary else "failed" if error else "unfinished" if config else "not run"
+    status = ("done" if summary else "stopped" if (outcome or {}).get("stopped") else "failed" if error
+              else "unfinished" if config else "not run")
     threshold = summary["threshold"] if summary else threshold_of(meta["env"])
     record = {"name": name, **meta, "status": status, "error": None if summary else error,
               "action": (outcome or {}).get("action"), "budget": (config or {}).get("total_steps"),
@@ -203,7 +204,7 @@ def markdown(rows, records, command, runs_command=None):
     lines += ["", "| run | status | training return | deterministic evaluation | wall time | steps/s |",
               "|---|---|---|---|---|---|"]
     for r in records:
-        status = r["status"] + (f": {r['error']}" if r["error"] else "") + (" (reused)" if r["action"] == "reuse" else "")
+        status = r["status"] + (f": {r['error']}" if r["error"] else "") + {"reuse": " (reused)", "resume": " (resumed)"}.get(r["action"], "")
         sps = "—" if r["steps_per_s"] is None else f"{r['steps_per_s']:.0f}"
         lines.append(f"| {r['name']} | {status.replace('|', '/')} | {_pm(r['final_return'], None)} | "
                      f"{_pm(r['eval_return_mean'], r['eval_return_std'])} | {_duration(r['wall_s'])} | {sps} |")
