@@ -213,7 +213,8 @@ def markdown(rows, records, command, runs_command=None):
 
 def plot_curves(run_dirs, out_path, title, threshold=None, points=200):
     """The mean over runs of return_mean against env_steps, each run interpolated to a common grid
-    of steps (where every run has data), with the band from the minimum to the maximum over runs."""
+    of steps (where every run has data), with the band from the minimum to the maximum over runs.
+    Returns what was drawn: {"path", "steps", "mean", "min", "max"} (None without any data)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -224,8 +225,10 @@ def plot_curves(run_dirs, out_path, title, threshold=None, points=200):
     grid = np.linspace(lo, hi, points) if hi > lo else np.array([lo])                 # (G,)
     Y = np.stack([np.interp(grid, steps, returns) for steps, returns in curves])     # (S, G)
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(grid, Y.mean(axis=0), lw=1.5, label=f"mean over {len(curves)} seed{'s' * (len(curves) > 1)}")
-    ax.fill_between(grid, Y.min(axis=0), Y.max(axis=0), alpha=0.25, label="min to max over seeds")
+    drawn = {"path": out_path, "steps": grid.tolist(), "mean": Y.mean(axis=0).tolist(),
+             "min": Y.min(axis=0).tolist(), "max": Y.max(axis=0).tolist()}
+    ax.plot(grid, drawn["mean"], lw=1.5, label=f"mean over {len(curves)} seed{'s' * (len(curves) > 1)}")
+    ax.fill_between(grid, drawn["min"], drawn["max"], alpha=0.25, label="min to max over seeds")
     if threshold is not None:
         ax.axhline(threshold, color="k", ls="--", lw=0.8, label=f"threshold ({threshold:g})")
     ax.set_xlabel("env steps")
@@ -237,7 +240,7 @@ def plot_curves(run_dirs, out_path, title, threshold=None, points=200):
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     fig.savefig(out_path, dpi=110)
     plt.close(fig)
-    return out_path
+    return drawn
 
 
 def _clean(x):                                   # JSON has no NaN: None instead
@@ -267,7 +270,7 @@ def write_report(out, command, names=None):
     rows = summarize(records)
     for row in rows:
         dirs = [os.path.join(runs_dir, r["name"]) for r in records if (r["algo"], r["env"]) == (row["algo"], row["env"])]
-        row["figure"] = plot_curves(dirs, os.path.join(out, "figures", f"{row['algo']}-{row['env']}.png"),
+        row["curve"] = plot_curves(dirs, os.path.join(out, "figures", f"{row['algo']}-{row['env']}.png"),
                                     f"{row['algo']} on {row['env']}", row["threshold"])
     text = markdown(rows, records, command, plan.get("command"))
     with open(os.path.join(out, "results.md"), "w") as f:

@@ -15,7 +15,7 @@ from rlref.bench import child_command, existing_run, planned_config
 from rlref.benchreport import wilson_interval
 from rlref.errors import ConfigError
 
-from helpers import cli
+from helpers import cli, read_progress
 
 GRID = ("bench", "--algos", "ppo", "a2c", "--envs", "CartPole-v1", "--seeds", "2", "--steps", "2000", "--jobs", "2")
 NAMES = [f"{a}-CartPole-v1-s{s}" for a in ("ppo", "a2c") for s in (1, 2)]
@@ -76,6 +76,17 @@ def test_grid_writes_the_table_figures_and_json(grid):
         assert row["failure_interval"] == pytest.approx(list(wilson_interval(2 - reached, 2)))
         with open(os.path.join(out, "figures", f"{algo}-CartPole-v1.png"), "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+        # the figure's curve: both seeds' return_mean on the steps where both have it
+        curves = []
+        for seed in (1, 2):
+            rows = [r for r in read_progress(os.path.join(out, "runs", f"{algo}-CartPole-v1-s{seed}"))
+                    if not math.isnan(float(r["return_mean"]))]          # before the first episode ends
+            curves.append(([float(r["env_steps"]) for r in rows], [float(r["return_mean"]) for r in rows]))
+        steps = np.array(row["curve"]["steps"])
+        assert steps[0] == max(c[0][0] for c in curves) and steps[-1] == min(c[0][-1] for c in curves)
+        Y = np.array([np.interp(steps, *c) for c in curves])
+        assert np.allclose(row["curve"]["mean"], Y.mean(axis=0)) and np.allclose(row["curve"]["min"], Y.min(axis=0))
+        assert np.allclose(row["curve"]["max"], Y.max(axis=0)) and row["curve"]["path"].endswith(f"{algo}-CartPole-v1.png")
     assert sorted(r["name"] for r in results["runs"]) == sorted(NAMES)
     assert all(r["status"] == "done" for r in results["runs"])
 
@@ -102,7 +113,7 @@ def test_run_with_other_settings_is_refused(grid):
 def test_failing_child_is_reported_and_the_grid_goes_on(tmp_path):
     out = str(tmp_path / "mixed")
     done = cli("bench", "--algos", "ppo", "--envs", "NoSuchEnv-v0", "CartPole-v1", "--seeds", "1", "--steps", "2000",
-               "--jobs", "2", "--out", out)
+               "--jobs", "1", "--out", out)                      # one at a time: the failure comes first
     assert done.returncode == 1, done.stderr
     assert re.search(r"ppo-NoSuchEnv-v0-s1 failed: .*NoSuchEnv", done.stderr)
     assert table_row(done.stdout, "ppo", "NoSuchEnv-v0")[3] == "0 of 1 (1 failed)"
