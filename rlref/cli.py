@@ -103,6 +103,19 @@ def cmd_gradcheck(args):
     return 0 if all(r[3] for r in rows) else 1
 
 
+def cmd_bench(args):
+    from rlref.bench import bench
+    return bench(args)
+
+
+def _steps(text):
+    """An env-step count, also written 1e6 or 1_000_000."""
+    value = float(text.replace("_", ""))
+    if not value.is_integer() or value < 1:
+        raise argparse.ArgumentTypeError(f"--steps must be a whole number of env steps >= 1, got {text!r}")
+    return int(value)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m rlref", description="rlref: policy gradients in NumPy",
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -137,6 +150,21 @@ def build_parser():
     p = sub.add_parser("gradcheck", help="check every hand-derived gradient against finite differences", parents=[common])
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     p.set_defaults(func=cmd_gradcheck)
+    p = sub.add_parser("bench", help="a grid of runs in parallel; results table and learning curves", parents=[common],
+                       description="Train every ALGO x ENV x seed (one `train` process each, presets as on the "
+                                   "command line), then write DIR/results.md, DIR/results.json and DIR/figures/. "
+                                   "Finished runs are reused, stopped ones resumed (rlref/bench.py).")
+    p.add_argument("--algos", nargs="+", choices=ALGOS, metavar="ALGO", help="algorithms: " + ", ".join(ALGOS))
+    p.add_argument("--envs", nargs="+", metavar="ID", help="gymnasium ids")
+    p.add_argument("--seeds", type=int, default=None, help="number of seeds per (algorithm, env)")
+    p.add_argument("--first-seed", dest="first_seed", type=int, default=1, help="seeds K, K+1, ... (default 1)")
+    p.add_argument("--steps", type=_steps, default=None, help="env steps per run (default: the preset's budget)")
+    p.add_argument("--jobs", type=int, default=None, help="runs at once (default: one per core)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to every run's train")
+    p.add_argument("--out", required=True, help="bench folder: runs/, logs/, figures/, results.md, results.json")
+    p.add_argument("--report-only", dest="report_only", action="store_true",
+                   help="rebuild results.md, results.json and figures from DIR/runs without running anything")
+    p.set_defaults(func=cmd_bench)
     from rlref.homework.commands import add_parser
     add_parser(sub, common)
     return parser

@@ -34,6 +34,11 @@ class RunDirectoryError(RlrefError, FileExistsError):
     """Training into a directory that already holds a run (which would be lost) without --overwrite."""
 
 
+class BenchMismatchError(RlrefError, FileExistsError):
+    """`bench --out DIR` where a run directory of the grid already holds a run made with other
+    settings than the bench would use (it is never mixed into the table, nor replaced)."""
+
+
 class MissingDependencyError(RlrefError, ImportError):
     """An optional package an env (MuJoCo, Box2D) or rendering (pygame) needs is not installed."""
 
