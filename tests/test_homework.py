@@ -57,6 +57,13 @@ def test_table_has_what_the_issue_asks_for():
         lookup(["GAE.2", "XYZ.1"])
 
 
+def test_list_names_the_tests_of_every_exercise():
+    listing = cli("homework", "list")
+    assert listing.returncode == 0, listing.stderr
+    assert "none!" not in listing.stdout
+    assert "test_exercises_core.py::" in listing.stdout and "test_exercises_algos.py::" in listing.stdout
+
+
 def test_make_refuses_an_existing_folder(student, tmp_path):
     with pytest.raises(HomeworkDirectoryError, match="already exists"):
         make(student, ["GAE.2"])

@@ -25,8 +25,8 @@ def marked_tests(tests_dir):
             if not isinstance(node, ast.FunctionDef):
                 continue
             for dec in node.decorator_list:
-                if isinstance(dec, ast.Call) and getattr(dec.func, "attr", "") == "exercise" and dec.args \
-                        and isinstance(dec.args[0], ast.Constant):
+                name = getattr(dec.func, "attr", None) or getattr(dec.func, "id", None) if isinstance(dec, ast.Call) else None
+                if name == "exercise" and dec.args and isinstance(dec.args[0], ast.Constant):   # pytest.mark.exercise or an alias
                     found.setdefault(dec.args[0].value, []).append(f"{os.path.basename(path)}::{node.name}")
     return found
 
