@@ -215,9 +215,8 @@ def plot_curves(run_dirs, out_path, title, threshold=None, points=200):
     """The mean over runs of return_mean against env_steps, each run interpolated to a common grid
     of steps (where every run has data), with the band from the minimum to the maximum over runs.
     Returns what was drawn: {"path", "steps", "mean", "min", "max"} (None without any data)."""
-    import matplotlib
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from rlref.plot import finish                    # (importing rlref.plot selects the Agg backend)
     curves = [c for c in (_curve(d) for d in run_dirs) if c[0].size]
     if not curves:
         return None
@@ -229,17 +228,7 @@ def plot_curves(run_dirs, out_path, title, threshold=None, points=200):
              "min": Y.min(axis=0).tolist(), "max": Y.max(axis=0).tolist()}
     ax.plot(grid, drawn["mean"], lw=1.5, label=f"mean over {len(curves)} seed{'s' * (len(curves) > 1)}")
     ax.fill_between(grid, drawn["min"], drawn["max"], alpha=0.25, label="min to max over seeds")
-    if threshold is not None:
-        ax.axhline(threshold, color="k", ls="--", lw=0.8, label=f"threshold ({threshold:g})")
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("training return (mean of the last 20 episodes)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    fig.savefig(out_path, dpi=110)
-    plt.close(fig)
+    finish(fig, ax, out_path, title, "training return (mean of the last 20 episodes)", threshold, "threshold")
     return drawn
 
 

@@ -35,11 +35,18 @@ def plot_runs(run_dirs, out_path, y="return_mean", threshold=None, title=None):
     for run_dir in run_dirs:
         p = read_progress(run_dir)
         ax.plot(p["env_steps"], p[y], label=_label(run_dir), lw=1.2)
+    return finish(fig, ax, out_path, title or "learning curve",
+                  y.replace("_", " ") + (" (last 20 episodes)" if y == "return_mean" else ""), threshold)
+
+
+def finish(fig, ax, out_path, title, ylabel, threshold=None, threshold_name="solved"):
+    """The shared end of a learning-curve figure: threshold line, labels, grid, legend, saved
+    to out_path (its folder made if needed), closed. Returns out_path."""
     if threshold is not None:
-        ax.axhline(threshold, color="k", ls="--", lw=0.8, label=f"solved ({threshold:g})")
+        ax.axhline(threshold, color="k", ls="--", lw=0.8, label=f"{threshold_name} ({threshold:g})")
     ax.set_xlabel("env steps")
-    ax.set_ylabel(y.replace("_", " ") + (" (last 20 episodes)" if y == "return_mean" else ""))
-    ax.set_title(title or "learning curve")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -96,9 +96,7 @@ def cost_curve(widths, N, repeats=2):
         F = Z.T @ Z
         F[np.diag_indices(P)] += 1e-3
 
-        def factor_and_solve():
-            return npg.cho_solve(np.linalg.cholesky(F), g)
-        t_solve = best_time(factor_and_solve, repeats)
+        t_solve = best_time(lambda: npg.cho_solve(np.linalg.cholesky(F), g), repeats)
         t_woodbury = best_time(lambda: npg.natural_direction(Z, g, 1e-3, "woodbury"), repeats)
         del F
         tracemalloc.start()                                             # NumPy reports its buffers

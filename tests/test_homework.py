@@ -17,7 +17,7 @@ import pytest
 from rlref.errors import HomeworkDirectoryError, HomeworkError
 from rlref.homework import stubs
 from rlref.homework.exercises import BY_TAG, EXERCISES, lookup
-from rlref.homework.grade import grade, gradescope
+from rlref.homework.grade import grade
 from rlref.homework.make import make
 from helpers import ENV, ROOT, cli
 
