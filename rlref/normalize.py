@@ -46,6 +46,8 @@ def rms_merge(a, b):
 def rms_update(stats, x):
     """Merge the statistics of a batch x (N, ...) into stats."""
     x = np.asarray(x, dtype=np.float64)
+    if x.shape[0] == 1:      # one sample (one env per step): its own mean and zero variance, exactly
+        return rms_merge(stats, {"mean": x[0], "var": np.zeros_like(x[0]), "count": 1})   # what mean/var give
     return rms_merge(stats, {"mean": x.mean(axis=0), "var": x.var(axis=0), "count": x.shape[0]})
 
 

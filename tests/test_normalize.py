@@ -30,6 +30,18 @@ def test_updates_in_batches_match_the_whole_data(rng):
     np.testing.assert_allclose(stats["var"], x.var(axis=0), rtol=1e-6)
 
 
+def test_one_sample_update_is_bitwise_the_batch_formula(rng):
+    """rms_update's fast path for a batch of one (one env per step) gives exactly the bits of the
+    general path: the mean and variance of one row are the row itself and zero."""
+    stats = rms_update(rms_init(3), rng.normal(size=(7, 3)))
+    for x in (rng.normal(size=(1, 3)), np.array([2.5])):
+        fast = rms_update(stats if x.ndim == 2 else rms_init(1), x)
+        general = rms_merge(stats if x.ndim == 2 else rms_init(1),
+                            {"mean": x.mean(axis=0), "var": x.var(axis=0), "count": x.shape[0]})
+        for key in ("mean", "var", "count"):
+            assert np.array_equal(fast[key], general[key]) and np.shape(fast[key]) == np.shape(general[key]), key
+
+
 def test_normalize_obs_standardizes_and_clips():
     stats = {"mean": np.array([1.0, -2.0]), "var": np.array([4.0, 0.25]), "count": 10.0}
     out = normalize_obs(stats, np.array([[3.0, -2.5], [1.0, 100.0]]), obs_clip=5.0)
