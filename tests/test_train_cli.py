@@ -167,7 +167,8 @@ def test_presets_are_valid_and_the_command_line_applies_them_under_set(algo, tmp
         ran = json.load(f)
     assert ran[key] == 0.9 and ran["total_steps"] == 400
     assert all(ran[k] == (list(v) if isinstance(v, tuple) else v)
-               for k, v in preset.items() if k not in (key, "total_steps"))
+               for k, v in preset.items() if k not in (key, "total_steps", "eval_episodes"))   # the three set here
+    assert ran["eval_episodes"] == 1
 
 
 def test_plot_writes_a_png(two_runs, tmp_path):
