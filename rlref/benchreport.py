@@ -12,7 +12,7 @@ Per (algorithm, env), over the seeds that finished:
       (p + z^2/(2n) -+ z sqrt(p(1-p)/n + z^2/(4n^2))) / (1 + z^2/n),   z = 1.96
 
   unlike p -+ z sqrt(p(1-p)/n) it is not [0, 0] at k = 0: 0 failures in 30 seeds still allow a
-  failure rate up to 0.114 (TESTING.md's k-of-n rules are set from this upper end);
+  failure rate up to 0.114 (the k-of-n rules of tests/test_learning.py are set from this upper end);
 - median wall time per run and median env steps per second;
 - the published number beside it, with its source (PUBLISHED below).
 """

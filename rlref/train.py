@@ -211,10 +211,10 @@ def _train(algo, module, workers, config, out_dir, quiet, overwrite, resumed=Non
                                   catch_signals=workers.size == 1)
 
     def save():
-        counters = runstate.progress_state(collector, iteration, steps, episodes, window, solved,
-                                           wall0 + time.perf_counter() - t0)
+        state = runstate.progress_state(collector, iteration, steps, episodes, window, solved,
+                                        wall0 + time.perf_counter() - t0)        # with its own "counters"
         checkpoint.save(out_dir, {**agent, **normalizer_parts(config, obs_dim, collector), **runstate.collector_parts(collector)},
-                        {**_meta(algo, config, counters.pop("counters"), rngs), **counters})
+                        {**_meta(algo, config, {}, rngs), **state})
         saver.saved(iteration)
 
     t0 = time.perf_counter()

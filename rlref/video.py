@@ -60,8 +60,8 @@ def _require_ffmpeg(path):
 
 
 def write_mp4(frames, fps, path):
+    """An MP4 of the frames through matplotlib's FFMpegWriter (record checks that ffmpeg exists)."""
     from matplotlib import animation
-    _require_ffmpeg(path)
     import matplotlib.pyplot as plt
     h, w = frames[0].shape[:2]
     fig = plt.figure(figsize=(w / 100, h / 100), dpi=100)
