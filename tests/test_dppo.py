@@ -188,7 +188,7 @@ def test_unmerge_recovers_a_workers_local_change(rng):
 
 
 def test_one_worker_update_is_ppos_bitwise(rng):
-    fields = dict(num_envs=4, n_steps=32, minibatch_size=64, epochs=2, objective="penalty")
+    fields = dict(num_envs=4, n_steps=32, minibatch_size=64, epochs=2, objective="penalty", lr=5e-3, max_grad_norm=0.5)
     d_cfg, p_cfg = dppo.Config(**fields), ppo.Config(**fields)
     agent = dppo.init_agent(d_cfg, 4, 2, False, rng)
     batch = collect(start(make_envs("CartPole-v1", 4), 0), agent["policy"], 32, rng)
@@ -219,7 +219,8 @@ def test_without_mpiexec_it_trains_as_one_worker_and_says_how_to_run_more(mpi):
         assert json.load(f)["workers"] == 1
     # ... and one worker is PPO with the same settings (every logged number, bitwise)
     ppo_run = subprocess.run([sys.executable, "-m", "rlref", "train", "ppo", *args, "--out", os.path.join(out, "p"),
-                              "--set", "objective=penalty", "--set", "epochs=10"],
+                              "--set", "objective=penalty", "--set", "epochs=10", "--set", "n_steps=32",
+                              "--set", "num_envs=8", "--set", "lr=0.005", "--set", "max_grad_norm=0.5"],
                              capture_output=True, text=True, env=ENV)
     ppo_run.check_returncode()
     rows_d, rows_p = read_progress(os.path.join(out, "d")), read_progress(os.path.join(out, "p"))

@@ -48,16 +48,16 @@ def test_a2c_solves_cartpole():
     assert sum(e >= 475 for e in evals) >= 3, evals
 
 
-# Calibration: python scripts/calibrate.py ppo CartPole-v1 --seeds 11-40 (default config, 100k
-# steps): every seed reaches a training mean of 475 (median 41.9k steps), but 26 of 30 evaluate
-# >= 475 (seeds 17, 20, 28, 40 end at 195, 155, 452, 250: the deterministic policy drifts after
-# solving). Per-seed failure rate ~0.13 (95 % upper bound ~0.31). "4 of 5" would fail ~13 % of
-# CI runs, so CI asks 5 of 10 (PPO on CartPole takes about a second a seed): P(fail) ~7e-4 at
-# 0.13, ~0.06 at the upper bound.
+# Calibration: python scripts/calibrate.py ppo CartPole-v1 --seeds 51-80 (default config: 16 envs x
+# 16 steps, lr 1e-2, 100k steps; seeds 11-50 chose those defaults): every seed reaches a training
+# mean of 475 (median 41.1k steps), 28 of 30 evaluate >= 475 (seeds 73 and 79 end at 217 and 442:
+# the deterministic policy drifts after solving). Failure rate 2/30, 95 % Wilson interval
+# [0.018, 0.213]. CI asks 4 of 10 (about a second a seed): P(fail) ~1e-7 at 2/30, ~1.2e-3 at the
+# interval's upper end. (The old 8 x 32 / 5e-3 defaults: 26 of 30 on seeds 11-40.)
 @pytest.mark.slow
 def test_ppo_solves_cartpole():
     evals = evaluations("ppo", list(range(3001, 3011)))
-    assert sum(e >= 475 for e in evals) >= 5, evals
+    assert sum(e >= 475 for e in evals) >= 4, evals
 
 
 # Calibration: the Pendulum-v1 presets of REINFORCE and A2C (1.5M steps), tuned on seeds 901-910,
