@@ -53,7 +53,8 @@ def rms_update(stats, x):
 
 def normalize_obs(stats, obs, obs_clip):
     """(NORM.2)"""
-    return np.clip((obs - stats["mean"]) / np.sqrt(stats["var"] + EPS_VAR), -obs_clip, obs_clip)
+    z = (obs - stats["mean"]) / np.sqrt(stats["var"] + EPS_VAR)
+    return z.clip(-obs_clip, obs_clip)        # the method: np.clip's wrapper costs 2 us more per call
 
 
 def scale_rewards(stats, disc_return, rewards, dones, gamma):

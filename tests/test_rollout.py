@@ -137,3 +137,24 @@ def test_episodes_mode_stops_after_every_env_finished_once(rng):
     assert len(batch.rewards) == 5                                   # env 1's first episode is 5 long
     assert batch.valid[:, 0].sum() == 3 and batch.valid[:, 1].sum() == 5
     assert batch.episode_returns == [6.0, 15.0]
+
+
+def test_sync_envs_carry_no_info_and_the_collector_keeps_its_own_copy(rng):
+    # make_envs builds sync vector envs with copy=False (they return their own buffer) and DropInfo
+    from rlref.rollout import make_envs
+    envs = make_envs("Pendulum-v1", 2)
+    start(envs, 3)
+    assert envs.step(np.zeros((2, 1)))[4] == {}
+    envs.close()
+    # ... so the Collector must hold a copy of a float64 observation, or the next step rewrites it
+    float64_env = lambda: gym.wrappers.DtypeObservation(gym.make("Pendulum-v1"), np.float64)
+    with np.errstate(over="ignore"):                     # gymnasium's Box compares its float32 bounds in float64
+        envs = gym.vector.SyncVectorEnv([float64_env, float64_env], copy=False)
+    collector = start(envs, 3)
+    seen = collector.obs.copy()
+    obs = envs.step(np.zeros((2, 1)))[0]
+    assert obs.dtype == np.float64 and not np.array_equal(obs, seen)
+    np.testing.assert_array_equal(collector.obs, seen)
+    batch = collect(collector, init_policy([3, 8, 1], rng, gaussian=True), 5, rng)
+    assert not np.array_equal(batch.obs[1], batch.obs[2])
+    envs.close()
