@@ -283,7 +283,9 @@ def _scaled(ret_rms, disc_return, rewards, valid, dones, gamma):
     out, disc_return = np.zeros_like(rewards), disc_return.copy()
     for t in range(rewards.shape[0]):
         v = valid[t]
-        if v.any():
+        if v.all():                                               # the common case, without masks
+            out[t], disc_return, ret_rms = scale_rewards(ret_rms, disc_return, rewards[t], dones[t], gamma)
+        elif v.any():
             out[t, v], disc_return[v], ret_rms = scale_rewards(ret_rms, disc_return[v], rewards[t, v],
                                                                dones[t, v], gamma)
     return out, disc_return, ret_rms
