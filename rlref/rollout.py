@@ -52,7 +52,7 @@ def make_envs(env_id, num_envs, render_mode=None):
 
     NOTE (speed): a sync vector env is made with copy=False (it then returns its own observation
     buffer, not a deep copy: the caller copies, as _finite_obs does) and without info dicts
-    (DropInfo); on Hopper-v5 the two were a tenth of the time of a training step."""
+    (DropInfo); with the clip changes they made a Hopper-v5 run about 7 % faster."""
     spec = gym.spec(env_id)
     render = {"render_mode": render_mode} if render_mode else {}
     try:

@@ -188,7 +188,8 @@ def test_unmerge_recovers_a_workers_local_change(rng):
 
 
 def test_one_worker_update_is_ppos_bitwise(rng):
-    fields = dict(num_envs=4, n_steps=32, minibatch_size=64, epochs=2, objective="penalty", lr=5e-3, max_grad_norm=0.5)
+    fields = dict(num_envs=4, n_steps=32, minibatch_size=64, epochs=2, objective="penalty", lr=5e-3,
+                  max_grad_norm=0.5)
     d_cfg, p_cfg = dppo.Config(**fields), ppo.Config(**fields)
     agent = dppo.init_agent(d_cfg, 4, 2, False, rng)
     batch = collect(start(make_envs("CartPole-v1", 4), 0), agent["policy"], 32, rng)

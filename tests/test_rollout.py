@@ -6,7 +6,7 @@ import pytest
 
 from rlref.errors import ConfigError, NonFiniteError, UnsupportedSpaceError
 from rlref.policy import init_policy
-from rlref.rollout import collect, start
+from rlref.rollout import collect, make_envs, start
 
 
 class ScriptedEnv(gym.Env):
@@ -141,13 +141,14 @@ def test_episodes_mode_stops_after_every_env_finished_once(rng):
 
 def test_sync_envs_carry_no_info_and_the_collector_keeps_its_own_copy(rng):
     # make_envs builds sync vector envs with copy=False (they return their own buffer) and DropInfo
-    from rlref.rollout import make_envs
     envs = make_envs("Pendulum-v1", 2)
     start(envs, 3)
     assert envs.step(np.zeros((2, 1)))[4] == {}
     envs.close()
     # ... so the Collector must hold a copy of a float64 observation, or the next step rewrites it
-    float64_env = lambda: gym.wrappers.DtypeObservation(gym.make("Pendulum-v1"), np.float64)
+    def float64_env():
+        return gym.wrappers.DtypeObservation(gym.make("Pendulum-v1"), np.float64)
+
     with np.errstate(over="ignore"):                     # gymnasium's Box compares its float32 bounds in float64
         envs = gym.vector.SyncVectorEnv([float64_env, float64_env], copy=False)
     collector = start(envs, 3)

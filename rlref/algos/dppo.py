@@ -66,9 +66,10 @@ from rlref.train import STREAMS, generators
 
 ROLLOUT = "steps"
 
-# The settings are per worker, so W workers make W times PPO's batch and minibatch on CartPole
-# (8 envs x 32 steps, minibatch 256 each: PPO's older CartPole defaults, which DPPO was calibrated with). The Pendulum preset gives each worker half of PPO's
-# (4 envs x 256 steps, minibatch 128): two workers together make PPO's batch.
+# The settings are per worker: on CartPole each worker has 8 envs x 32 steps and minibatch 256 (PPO's
+# older CartPole defaults, which DPPO was calibrated with), so W workers make W times that batch. The
+# Pendulum preset gives each worker half of PPO's (4 envs x 256 steps, minibatch 128): two workers
+# together make PPO's batch.
 PRESETS = {
     "Pendulum-v1": dict(total_steps=300_000, hidden=(64, 64), num_envs=4, n_steps=256, epochs=10,
                         minibatch_size=128, gamma=0.95, lam=0.95, lr=1e-3, vf_coef=0.5, ent_coef=0.0,

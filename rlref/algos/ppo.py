@@ -88,7 +88,7 @@ PRESETS.update({env: dict(total_steps=1_000_000, hidden=(64, 64), num_envs=8, n_
 # env and the forward pass (1.37 times the env steps per second); with the step size raised from
 # 5e-3 to 1e-2 and the gradient-norm clip from 0.5 to 1.0 they solve in about the same steps (seeds
 # 11-50, before calibration: all 40 solved, median 39-41k steps; 8 x 32 at 5e-3: 43-45k), so in
-# about 0.66 of the time. What did not pay (same sweep): one epoch or minibatches of 64 (cheap,
+# about two thirds of the time (README: 0.66-0.85 of commit 2da769c's, by seed range). What did not pay (same sweep): one epoch or minibatches of 64 (cheap,
 # but 2-5 seeds in 20 unsolved), 32 x 8 (a seed in five unsolved), one hidden layer of 64.
 # Every other preset, and DPPO, keeps the old 8 x 32 / 5e-3 / 0.5 where it relied on them.
 @dataclass
