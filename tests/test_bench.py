@@ -11,6 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
+from rlref.algos import ppo
 from rlref.bench import child_command, existing_run, planned_config
 from rlref.benchreport import wilson_interval
 from rlref.errors import ConfigError
@@ -145,7 +146,7 @@ def test_what_an_existing_run_directory_gets(tmp_path):
     """Finished: reused; checkpoint without summary: train --resume; config.json alone (died before
     its first checkpoint): started again with --overwrite; other settings: the differences."""
     expected = planned_config("ppo", "CartPole-v1", 3, 2000, ["lr=0.001"])
-    assert expected["lr"] == 0.001 and expected["total_steps"] == 2000 and expected["hidden"] == [32, 32]
+    assert expected["lr"] == 0.001 and expected["total_steps"] == 2000 and expected["hidden"] == list(ppo.Config().hidden)   # a tuple, as JSON stores it
     run_dir = str(tmp_path / "run")
     assert existing_run(run_dir, expected) == ("new", [])
     os.makedirs(os.path.join(run_dir, "checkpoint"))

@@ -219,10 +219,11 @@ def test_without_mpiexec_it_trains_as_one_worker_and_says_how_to_run_more(mpi):
     with open(os.path.join(out, "d", "summary.json")) as f:
         assert json.load(f)["workers"] == 1
     # ... and one worker is PPO with the same settings (every logged number, bitwise)
+    sets = [f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in dppo.Config().to_dict().items()
+            if k in ppo.Config().to_dict() and v != getattr(ppo.Config(), k)]     # where DPPO's defaults differ
+    assert "objective=penalty" in sets and "hidden=32,32" in sets
     ppo_run = subprocess.run([sys.executable, "-m", "rlref", "train", "ppo", *args, "--out", os.path.join(out, "p"),
-                              "--set", "objective=penalty", "--set", "epochs=10", "--set", "n_steps=32",
-                              "--set", "num_envs=8", "--set", "lr=0.005", "--set", "max_grad_norm=0.5"],
-                             capture_output=True, text=True, env=ENV)
+                              *[x for kv in sets for x in ("--set", kv)]], capture_output=True, text=True, env=ENV)
     ppo_run.check_returncode()
     rows_d, rows_p = read_progress(os.path.join(out, "d")), read_progress(os.path.join(out, "p"))
     assert len(rows_d) == len(rows_p) > 5

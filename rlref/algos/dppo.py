@@ -79,9 +79,12 @@ PRESETS = {
 
 @dataclass
 class Config(ppo.Config):
+    # DPPO keeps the network and settings PPO had when DPPO was calibrated (ppo.Config's CartPole
+    # defaults have since moved on for speed).
+    hidden: tuple = (32, 32)         # two hidden layers of 32
     num_envs: int = 8                # E per worker (T = n_steps steps of each per iteration)
-    n_steps: int = 32                # T (DPPO keeps the 8 x 32, 5e-3 and 0.5 PPO had when it was
-    lr: float = 5e-3                 #   calibrated; ppo.Config's CartPole defaults moved on for speed)
+    n_steps: int = 32                # T
+    lr: float = 5e-3                 # Adam step size
     max_grad_norm: float = 0.5       # global-norm clip of the (averaged) gradient
     epochs: int = 10                 # passes over the batch (5, at 4 envs and minibatch 128: 17 of 20 seeds)
     minibatch_size: int = 256        # samples per worker per gradient step (global: W times this)
