@@ -79,10 +79,12 @@ def policy_jvp(dparams, cache):
 
 
 def scale_rows(ddist, w):
-    """Multiply a per-sample derivative (an array (N, A) or a Gaussian's (dmean, dlog_std)) by w (N,)."""
+    """Multiply a per-sample derivative (an array (N, A) or a Gaussian's (dmean, dlog_std)) by w:
+    one weight per sample (N,), or one number for every sample."""
+    w = w[:, None] if np.ndim(w) else w
     if isinstance(ddist, tuple):
-        return tuple(d * w[:, None] for d in ddist)
-    return ddist * w[:, None]
+        return tuple(d * w for d in ddist)
+    return ddist * w
 
 
 def add(ddist, other):
@@ -124,7 +126,7 @@ def mean_kl_grad(policy, old_dist, theta, obs):
     backprop; theta is the flat parameter vector of the new policy, shaped like `policy`."""
     new_dist, cache = policy_forward(unflatten(theta, policy, copy=False), obs)
     N = obs.shape[0]
-    return flatten(policy_backward(scale_rows(old_dist.dkl(new_dist), np.full(N, 1.0 / N)), cache))
+    return flatten(policy_backward(scale_rows(old_dist.dkl(new_dist), 1.0 / N), cache))
 
 
 def mean_kl(theta, old_dist, like, obs):

@@ -134,7 +134,8 @@ def load_run(run_dir):
 def _finite_agent(agent):
     for part, entries in agent.items():
         for name, value in entries.items():
-            if np.asarray(value).dtype.kind == "f" and not np.all(np.isfinite(value)):
+            value = np.asarray(value)
+            if value.dtype.kind == "f" and not np.isfinite(value).all():
                 raise NonFiniteError(f"the update produced non-finite values in {part}/{name}; "
                                      f"the parameters before the update were kept")
 

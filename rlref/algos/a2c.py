@@ -96,7 +96,7 @@ def loss_and_grad(policy, value, obs, actions, A_hat, R_hat, config):
              "loss_v": np.mean(err * err)}
     loss = parts["loss_pi"] - config.ent_coef * parts["entropy"] + config.vf_coef * parts["loss_v"]
     ddist = add(scale_rows(dist.dlogp(actions, check=False), -A_hat / N),   # policy term
-                scale_rows(dist.dentropy(), np.full(N, -config.ent_coef / N)))   # entropy term
+                scale_rows(dist.dentropy(), -config.ent_coef / N))   # entropy term
     grads_pi = policy_backward(ddist, cache_pi)
     grads_v, _ = mlp_backward((2.0 * config.vf_coef / N) * err[:, None], cache_v, need_dx=False)
     return float(loss), (grads_pi, grads_v), {**{k: float(v) for k, v in parts.items()}, "dist": dist}

@@ -182,7 +182,7 @@ def policy_loss_and_grad(dist, dist_old, actions, logp_old, A_hat, config, beta)
     score = dist.dlogp(actions, check=False)
     if config.objective == "clip":
         unclipped = ratio * A_hat
-        clipped = np.clip(ratio, 1.0 - config.clip_eps, 1.0 + config.clip_eps) * A_hat
+        clipped = ratio.clip(1.0 - config.clip_eps, 1.0 + config.clip_eps) * A_hat
         L = np.minimum(unclipped, clipped).mean()                          # (PPO.1)
         # d ratio / d logp = ratio; where the clipped term is the smaller one it is constant in
         # theta and the gradient is exactly zero (at ties, inside the range, both agree).  (PPO.2)
@@ -193,17 +193,18 @@ def policy_loss_and_grad(dist, dist_old, actions, logp_old, A_hat, config, beta)
         excess = max(0.0, kl.mean() - 2.0 * config.kl_target)
         L = (ratio * A_hat).mean() - beta * kl.mean() - config.hinge_coef * excess ** 2   # (PPO.3)
         dL_dkl = (beta + 2.0 * config.hinge_coef * excess) / N             # per sample
-        ddist = add(scale_rows(score, -ratio * A_hat / N), scale_rows(dist_old.dkl(dist), np.full(N, dL_dkl)))
+        ddist = add(scale_rows(score, -ratio * A_hat / N), scale_rows(dist_old.dkl(dist), dL_dkl))
     if config.ent_coef:                                                    # the entropy bonus
         L = L + config.ent_coef * dist.entropy().mean()
-        ddist = add(ddist, scale_rows(dist.dentropy(), np.full(N, -config.ent_coef / N)))
+        ddist = add(ddist, scale_rows(dist.dentropy(), -config.ent_coef / N))
     return float(-L), ddist, {"ratio": ratio}
 
 
 def minibatch_loss_and_grad(theta, split, mb, config, beta):
     """The loss (PPO.6) on one minibatch and its gradient in theta = (theta_pi, phi), flat, by
     manual backprop through both networks. split(theta) -> (policy, value) gives theta its shapes
-    (rlref.nn.splitter). aux: loss_pi, loss_v, and k3 (the KL estimate at theta, before the step)."""
+    (rlref.nn.splitter). aux: loss_pi, loss_v, and, when early stopping is on, k3 (the KL estimate
+    at theta, before the step)."""
     policy, value = split(theta)                                           # views into theta
     A_hat = standardize(mb["A_hat"]) if config.normalize_adv == "minibatch" else mb["A_hat"]
     dist, cache_pi = policy_forward(policy, mb["obs"], check=False)
@@ -214,10 +215,12 @@ def minibatch_loss_and_grad(theta, split, mb, config, beta):
                                         config.clip_eps if config.clip_value else None)   # (V.1) / (PPO.5)
     grads_pi = policy_backward(ddist, cache_pi)
     grads_v, _ = mlp_backward(config.vf_coef * dv[:, None], cache_v, need_dx=False)
-    ratio = aux["ratio"]
-    k3 = float(np.mean((ratio - 1.0) - np.log(ratio)))
     grad = np.concatenate([np.ravel(g) for g in (*grads_pi.values(), *grads_v.values())])   # (P + P_v,)
-    return loss_pi + config.vf_coef * loss_v, grad, {"loss_pi": loss_pi, "loss_v": loss_v, "k3": k3}
+    out = {"loss_pi": loss_pi, "loss_v": loss_v}
+    if config.early_stop_kl is not None:                                   # only early stopping reads it
+        ratio = aux["ratio"]
+        out["k3"] = float(np.mean((ratio - 1.0) - np.log(ratio)))
+    return loss_pi + config.vf_coef * loss_v, grad, out
 
 
 def run_epochs(agent, samples, dist_old, config, rng, lr, beta, reduce=None):
@@ -238,14 +241,15 @@ def run_epochs(agent, samples, dist_old, config, rng, lr, beta, reduce=None):
             mb = {k: samples[k][idx] for k in keys}
             mb["dist_old"] = dist_old.take(idx) if config.objective == "penalty" else None
             _, grad, aux = minibatch_loss_and_grad(theta, split, mb, config, beta)
-            k3 = aux["k3"]
             if reduce is not None:
-                grad, k3 = reduce(grad), float(reduce(np.array([k3]))[0])
+                grad = reduce(grad)
             grad, _ = clip_grad_norm(grad, config.max_grad_norm, check=False)              # (OPT.3)
             theta, opt = adam_step(theta, grad, opt, lr, eps=config.adam_eps, check=False)  # (OPT.2)
             losses.append((aux["loss_pi"], aux["loss_v"]))
-            if config.early_stop_kl is not None and k3 > 1.5 * config.early_stop_kl:
-                return theta, opt, losses, True
+            if config.early_stop_kl is not None:
+                k3 = aux["k3"] if reduce is None else float(reduce(np.array([aux["k3"]]))[0])
+                if k3 > 1.5 * config.early_stop_kl:
+                    return theta, opt, losses, True
     return theta, opt, losses, False
 
 
