@@ -122,8 +122,8 @@ def update(agent, batch, config, rng, progress=0.0):
     lr = config.lr * (1.0 - progress) if config.anneal_lr else config.lr
     theta, opt = adam_step(np.concatenate([flatten(policy), flatten(value)]), grad, agent["opt"],
                            lr, eps=config.adam_eps, check=False)          # (OPT.2)
-    P = flatten(policy).size
-    new_policy, new_value = unflatten(theta[:P], policy), unflatten(theta[P:], value)
+    P = sum(v.size for v in policy.values())
+    new_policy, new_value = unflatten(theta[:P], policy, copy=False), unflatten(theta[P:], value, copy=False)
     diag["kl"] = float(old_dist.kl(policy_forward(new_policy, obs, check=False)[0]).mean())
     return {"policy": new_policy, "value": new_value, "opt": opt}, diag
 
