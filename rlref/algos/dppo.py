@@ -79,9 +79,7 @@ PRESETS = {
 
 @dataclass
 class Config(ppo.Config):
-    # DPPO keeps the network and settings PPO had when DPPO was calibrated (ppo.Config's CartPole
-    # defaults have since moved on for speed).
-    hidden: tuple = (32, 32)         # two hidden layers of 32
+    hidden: tuple = (32, 32)         # DPPO keeps PPO's settings of its calibration (ppo.Config's moved on)
     num_envs: int = 8                # E per worker (T = n_steps steps of each per iteration)
     n_steps: int = 32                # T
     lr: float = 5e-3                 # Adam step size
@@ -328,8 +326,7 @@ def update(agent, batch, config, rng, progress=0.0, workers=None):
                                                  reduce=_reducer(workers, config))   # Step 3 (DPPO.1)
     P = sum(v.size for v in agent["policy"].values())
     new = {"policy": unflatten(theta[:P], agent["policy"], copy=False),      # views: theta is new
-           "value": unflatten(theta[P:], agent["value"], copy=False),
-           "opt": opt}
+           "value": unflatten(theta[P:], agent["value"], copy=False), "opt": opt}
     dist_new, _ = policy_forward(new["policy"], samples["obs"], check=False)
     kl_w = float(dist_old.kl(dist_new).mean())                 # Step 4: this worker's exact mean KL
     diag = ppo.diagnostics(samples, dist_new, kl_w, beta, losses, stopped, config)
