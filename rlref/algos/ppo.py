@@ -84,18 +84,18 @@ PRESETS.update({env: dict(total_steps=1_000_000, hidden=(64, 64), num_envs=8, n_
 
 
 # NOTE (implementation detail): the CartPole defaults are chosen for the time to solve, not only the
-# steps. RL-Zoo's settings (8 envs x 32 steps, 20 epochs, two hidden layers of 64) spend most of
-# their time in the minibatch steps, and in NumPy float64 those are arithmetic: at 256 samples and two
+# steps. RL-Zoo's settings (8 envs x 32 steps, 20 epochs, two hidden layers of 64) spend most of their
+# time in the minibatch steps, and in NumPy float64 those are arithmetic: at 256 samples and two
 # layers of 32, a hand-fused step with no rlref function in it was only 5 % faster than rlref's. So
 # the defaults do less arithmetic per solve: one hidden layer of 32 (a sixth of the multiply-adds of
-# two layers of 32), batches of 128 (16 envs x 8 steps: the policy improves twice as often per
-# sample) and 5 full-batch epochs at lr 2e-2. Chosen by a sweep of about sixty settings through
+# two layers of 32), batches of 128 (16 envs x 8 steps: the policy improves twice as often per sample)
+# and 5 full-batch epochs at lr 2e-2. Chosen by a sweep of about sixty settings through
 # scripts/calibrate.py on seeds 11-30 (the best also on 31-50), each judged by the median time to
-# solve and unsolved seeds: all 40 solved and evaluated at 491 or more, median 28.5-31.5k steps, in about 0.7
-# times the time of the previous defaults (two layers of 32, 16 x 16, lr 1e-2). Rejected: 32 envs x 4
-# steps and one layer of 16 or 24 (a seed in 20 unsolved or below 475), lr 3e-2 and minibatches of 64
-# (slower), observation normalization (25k steps, but as slow per step). Every other preset, and DPPO,
-# keeps its own settings (they name every one of these fields).
+# solve and unsolved seeds: all 40 solved and evaluated at 491 or more, median 28.5-31.5k steps, in
+# about 0.7 times the time of the previous defaults (two layers of 32, 16 x 16, lr 1e-2). Rejected: 32
+# envs x 4 steps and one layer of 16 or 24 (a seed in 20 unsolved or below 475), lr 3e-2 and
+# minibatches of 64 (slower), observation normalization (25k steps, but as slow per step). Every other
+# preset, and DPPO, keeps its own settings (they name every one of these fields).
 @dataclass
 class Config(TrainConfig):
     total_steps: int = 100_000       # budget (lr decays linearly to 0 over it)
