@@ -146,7 +146,8 @@ def test_what_an_existing_run_directory_gets(tmp_path):
     """Finished: reused; checkpoint without summary: train --resume; config.json alone (died before
     its first checkpoint): started again with --overwrite; other settings: the differences."""
     expected = planned_config("ppo", "CartPole-v1", 3, 2000, ["lr=0.001"])
-    assert expected["lr"] == 0.001 and expected["total_steps"] == 2000 and expected["hidden"] == list(ppo.Config().hidden)   # a tuple, as JSON stores it
+    assert expected["lr"] == 0.001 and expected["total_steps"] == 2000
+    assert expected["hidden"] == list(ppo.Config().hidden)          # the default tuple, as JSON stores it
     run_dir = str(tmp_path / "run")
     assert existing_run(run_dir, expected) == ("new", [])
     os.makedirs(os.path.join(run_dir, "checkpoint"))

@@ -264,8 +264,7 @@ def update(agent, batch, config, rng, progress=0.0):
     theta, opt, losses, stopped = run_epochs(agent, samples, dist_old, config, rng, lr, beta)  # Step 3
     P = sum(v.size for v in agent["policy"].values())
     new = {"policy": unflatten(theta[:P], agent["policy"], copy=False),      # views: theta is new
-           "value": unflatten(theta[P:], agent["value"], copy=False),
-           "opt": opt}
+           "value": unflatten(theta[P:], agent["value"], copy=False), "opt": opt}
     dist_new, _ = policy_forward(new["policy"], samples["obs"], check=False)
     kl = float(dist_old.kl(dist_new).mean())                               # Step 4: exact KL(old || new)
     if config.objective == "penalty":
