@@ -17,6 +17,7 @@ import pytest
 
 from helpers import ENV, ROOT, read_progress
 from rlref.algos import dppo, ppo
+from rlref.config import parse_value
 from rlref.errors import ConfigError
 from rlref.normalize import rms_init, rms_merge, rms_update
 from rlref.rollout import Batch, collect, make_envs, start
@@ -239,6 +240,16 @@ def test_bad_settings_raise_config_error():
         dppo.Config(k_steps=0)
     with pytest.raises(ConfigError, match="sync_every"):
         dppo.Config(sync_every=True)
+
+
+def test_an_optional_setting_parses_to_its_annotated_type():
+    """`--set k_steps=5` (notebook 05's switch to K-step returns) is the integer 5, not 5.0."""
+    k = parse_value(dppo.Config, "k_steps", "5")
+    assert k == 5 and isinstance(k, int) and dppo.Config(k_steps=k).k_steps == 5
+    assert parse_value(dppo.Config, "k_steps", "None") is None
+    assert parse_value(dppo.Config, "early_stop_kl", "0.01") == 0.01
+    with pytest.raises(ConfigError, match="k_steps must be a number or none"):
+        parse_value(dppo.Config, "k_steps", "five")
 
 
 def train_mpi(seed, env, *args):
