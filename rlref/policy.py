@@ -40,6 +40,13 @@ def init_policy(sizes, rng, gaussian=False, activation="tanh", out_gain=0.01, lo
     return params
 
 
+def init_policy_from(config, obs_dim, act_dim, gaussian, rng, **init):
+    """init_policy of an algorithm's Config: sizes [D, *config.hidden, A], its hidden activation and
+    initial log_std; `init` passes init_policy's out_gain, hidden_gain and init through."""
+    return init_policy([obs_dim, *config.hidden, act_dim], rng, gaussian, config.activation,
+                       log_std=config.log_std_init, **init)
+
+
 def is_gaussian(params):
     return "log_std" in params
 

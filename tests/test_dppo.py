@@ -111,9 +111,9 @@ def test_an_error_on_one_rank_ends_the_whole_job():
 def test_the_beta_vote_at_its_boundaries():
     config = dppo.Config()
     low, high = config.kl_target / 1.5, 1.5 * config.kl_target
-    assert dppo.kl_vote(low, config) == 0 and dppo.kl_vote(high, config) == 0      # boundaries keep beta
-    assert dppo.kl_vote(np.nextafter(low, 0), config) == -1
-    assert dppo.kl_vote(np.nextafter(high, 1), config) == 1
+    assert ppo.kl_verdict(low, config) == 0 and ppo.kl_verdict(high, config) == 0      # boundaries keep beta
+    assert ppo.kl_verdict(np.nextafter(low, 0), config) == -1
+    assert ppo.kl_verdict(np.nextafter(high, 1), config) == 1
     # two workers, alpha = 2: alpha_hat = 1.5 per worker; opposite votes cancel
     assert dppo.shared_beta(1.0, [2 * high, 2 * high], config) == 1.5 ** 2
     assert dppo.shared_beta(1.0, [2 * high, low / 2], config) == 1.0
@@ -145,7 +145,7 @@ def test_k_step_advantages_match_brute_force_with_terminations_and_truncations(r
     batch = Batch(rng.normal(size=(T + 1, E, 4)), np.zeros((T, E), int), np.zeros((T, E)),
                   rng.normal(size=(T, E)), term, trunc, np.ones((T, E), bool))
     V = value_forward(value, batch.obs)              # (T + 1, E)
-    A = dppo.advantages(batch, value, config)["A_hat"].reshape(T, E)
+    A = dppo.estimate_advantages(batch, value, config)["A_hat"].reshape(T, E)
 
     def brute(t, e, exponent_shift=0):
         G = 0.0
@@ -165,8 +165,8 @@ def test_k_step_advantages_match_brute_force_with_terminations_and_truncations(r
     notes = np.array([[brute(t, e, exponent_shift=1) for e in range(E)] for t in range(T)])
     assert np.max(np.abs(notes - A)) > 1e-2
     # K = T: every step sums to the end of its rollout window (the notes' fixed windows).
-    window = dppo.advantages(batch, value, dppo.Config(k_steps=T, gamma=gamma, num_envs=E, n_steps=T,
-                                                       minibatch_size=8))["A_hat"].reshape(T, E)
+    window_config = dppo.Config(k_steps=T, gamma=gamma, num_envs=E, n_steps=T, minibatch_size=8)
+    window = dppo.estimate_advantages(batch, value, window_config)["A_hat"].reshape(T, E)
     assert abs(window[0, 2] - (sum(gamma ** k * batch.rewards[k, 2] for k in range(T))
                                + gamma ** T * V[T, 2] - V[0, 2])) < 1e-12
 

@@ -61,7 +61,6 @@ from rlref.algos import ppo
 from rlref.errors import ConfigError, SyncError, require_float, require_int
 from rlref.nn import flatten, unflatten
 from rlref.normalize import rms_init, rms_merge
-from rlref.policy import policy_forward
 from rlref.train import STREAMS, generators
 
 ROLLOUT = "steps"
@@ -281,24 +280,15 @@ def equal_share(samples, workers, rng):
     return {k: v[keep] for k, v in samples.items()}
 
 
-def kl_vote(kl, config):
-    """One worker's verdict on beta from its own mean KL: -1 (lower), +1 (raise) or 0 (PPO.4's
-    thresholds; the boundaries themselves vote 0)."""
-    if kl < config.kl_target / 1.5:
-        return -1
-    if kl > 1.5 * config.kl_target:
-        return 1
-    return 0
-
-
 def shared_beta(beta, kls, config):
-    """(DPPO.4): the shared beta after every worker (its mean KL in kls) applied its own change."""
+    """(DPPO.4): the shared beta after every worker (its mean KL in kls) applied its own change;
+    each worker's vote is PPO's verdict on its own KL (ppo.kl_verdict)."""
     alpha_hat = 1.0 + (config.alpha - 1.0) / len(kls)
-    beta = beta * alpha_hat ** sum(kl_vote(kl, config) for kl in kls)
+    beta = beta * alpha_hat ** sum(ppo.kl_verdict(kl, config) for kl in kls)
     return min(max(beta, config.beta_min), config.beta_max)
 
 
-def advantages(batch, value, config):
+def estimate_advantages(batch, value, config):
     """Step 2's samples: V_old on every observation, then GAE (GAE.2), or the K-step advantages
     (DPPO.5) when config.k_steps = K is set."""
     return batch_samples(batch, value, config.gamma, config.lam, n=config.k_steps)
@@ -315,23 +305,16 @@ def _reducer(workers, config):
 
 def update(agent, batch, config, rng, progress=0.0, workers=None):
     workers = workers or Workers()
-    samples = advantages(batch, agent["value"], config)                         # Step 2
+    samples = estimate_advantages(batch, agent["value"], config)                # Step 2
     samples = equal_share(samples, workers, rng)
     if config.normalize_adv == "batch":
         samples["A_hat"] = standardize_global(samples["A_hat"], workers)        # (DPPO.2)
-    dist_old, _ = policy_forward(agent["policy"], samples["obs"], check=False)
-    lr = config.lr * (1.0 - progress) if config.anneal_lr else config.lr
-    beta = float(agent["state"]["beta"])
-    theta, opt, losses, stopped = ppo.run_epochs(agent, samples, dist_old, config, rng, lr, beta,
-                                                 reduce=_reducer(workers, config))   # Step 3 (DPPO.1)
-    P = sum(v.size for v in agent["policy"].values())
-    new = {"policy": unflatten(theta[:P], agent["policy"], copy=False),      # views: theta is new
-           "value": unflatten(theta[P:], agent["value"], copy=False), "opt": opt}
-    dist_new, _ = policy_forward(new["policy"], samples["obs"], check=False)
-    kl_w = float(dist_old.kl(dist_new).mean())                 # Step 4: this worker's exact mean KL
-    diag = ppo.diagnostics(samples, dist_new, kl_w, beta, losses, stopped, config)
+    new, diag = ppo.optimize(agent, samples, config, rng, progress,
+                             reduce=_reducer(workers, config))                 # Steps 3-4 (DPPO.1)
+    # diag holds this worker's log, its own exact mean KL included; the others' come next
     keys = [k for k in diag if k not in ("beta", "minibatch_steps", "early_stop")]
     everyone = workers.gather([[diag[k] for k in keys]])       # (W, keys): every rank's diagnostics
+    beta = diag["beta"]
     if config.objective == "penalty":
         beta = shared_beta(beta, [row[keys.index("kl")] for row in everyone], config)   # (DPPO.4)
     updates = int(agent["state"]["updates"]) + 1

@@ -49,7 +49,8 @@ from rlref.advantages import batch_samples
 from rlref.config import TrainConfig
 from rlref.errors import ConfigError, require_choice, require_float, require_int
 from rlref.nn import act_grad, flatten, unflatten
-from rlref.policy import fisher_quadratic, init_policy, is_gaussian, policy_backward, policy_forward, scale_rows
+from rlref.optim import linear_decay
+from rlref.policy import fisher_quadratic, init_policy_from, is_gaussian, policy_backward, policy_forward, scale_rows
 from rlref.value import fit_value, init_value
 
 ROLLOUT = "steps"
@@ -83,8 +84,7 @@ class Config(TrainConfig):
 
 
 def init_agent(config, obs_dim, act_dim, gaussian, rng):
-    policy = init_policy([obs_dim, *config.hidden, act_dim], rng, gaussian, config.activation,
-                         log_std=config.log_std_init)
+    policy = init_policy_from(config, obs_dim, act_dim, gaussian, rng)
     return {"policy": policy, **init_value(config, obs_dim, rng)}
 
 
@@ -271,13 +271,13 @@ def natural_step(policy, obs, actions, A_hat, config, route="auto", max_kl=None)
 
 
 def update(agent, batch, config, rng, progress=0.0):
-    s = batch_samples(batch, agent["value"], config.gamma, config.lam)                 # Step 2 (GAE.2)
+    samples = batch_samples(batch, agent["value"], config.gamma, config.lam)           # Step 2 (GAE.2)
     # NOTE (implementation detail): a fixed KL budget moves the policy by max_kl every iteration,
     # however small the gradient; decaying it to 0 over the budget (as A2C decays its learning rate,
     # Mnih et al. 2016) lets the final policy settle.
-    max_kl = config.max_kl * (1.0 - progress) if config.anneal_kl else config.max_kl
-    policy, diag = natural_step(agent["policy"], s["obs"], s["actions"], s["A_hat"], config,
-                                max_kl=max_kl)                                         # Steps 3-6
-    agent, diag["loss_v"] = fit_value({**agent, "policy": policy}, s["obs"], s["R_hat"],
+    max_kl = linear_decay(config.max_kl, progress, config.anneal_kl)                   # (OPT.4)
+    policy, diag = natural_step(agent["policy"], samples["obs"], samples["actions"], samples["A_hat"],
+                                config, max_kl=max_kl)                                 # Steps 3-6
+    agent, diag["loss_v"] = fit_value({**agent, "policy": policy}, samples["obs"], samples["R_hat"],
                                       config.lr_v, config.v_iters)                     # Step 7
     return agent, diag

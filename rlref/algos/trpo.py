@@ -56,7 +56,8 @@ from rlref.advantages import batch_samples, standardize
 from rlref.config import TrainConfig
 from rlref.errors import NonFiniteError, require_array, require_choice, require_float, require_int
 from rlref.nn import flatten, unflatten
-from rlref.policy import (fisher_vector_product, init_policy, mean_kl_grad, policy_backward, policy_forward,
+from rlref.optim import linear_decay
+from rlref.policy import (fisher_vector_product, init_policy_from, mean_kl_grad, policy_backward, policy_forward,
                           scale_rows)
 from rlref.value import explained_variance, init_value, value_step
 
@@ -125,8 +126,7 @@ class Config(TrainConfig):
 
 
 def init_agent(config, obs_dim, act_dim, gaussian, rng):
-    policy = init_policy([obs_dim, *config.hidden, act_dim], rng, gaussian, config.activation,
-                         log_std=config.log_std_init)
+    policy = init_policy_from(config, obs_dim, act_dim, gaussian, rng)
     return {"policy": policy, **init_value(config, obs_dim, rng)}
 
 
@@ -304,19 +304,20 @@ def fit_value_epochs(value, opt, obs, R_hat, config, rng):
 
 
 def update(agent, batch, config, rng, progress=0.0):
-    s = batch_samples(batch, agent["value"], config.gamma, config.lam)  # Step 1 (GAE.2)
-    A_hat = s["A_hat"]
+    samples = batch_samples(batch, agent["value"], config.gamma, config.lam)   # Step 1 (GAE.2)
+    A_hat = samples["A_hat"]
     if config.normalize_adv:
         A_hat = standardize(A_hat)            # NOTE (implementation detail): per batch, as in trpo_mpi
     # NOTE (implementation detail): like the learning-rate decay of rlref's A2C (Mnih et al. 2016),
     # a radius decaying to 0 over the budget lets the policy settle instead of taking full-size
     # steps on the noise of advantages that have become uninformative (a solved CartPole).
-    max_kl = config.max_kl * (1.0 - progress) if config.anneal_kl else config.max_kl
-    policy, info = trpo_step(agent["policy"], s["obs"], s["actions"], A_hat, config, rng, max_kl=max_kl)
-    value, opt_v, loss_v = fit_value_epochs(agent["value"], agent["opt_v"], s["obs"], s["R_hat"], config,
-                                            rng)                       # Step 5 (V.1)
+    max_kl = linear_decay(config.max_kl, progress, config.anneal_kl)  # (OPT.4)
+    policy, info = trpo_step(agent["policy"], samples["obs"], samples["actions"], A_hat, config, rng,
+                             max_kl=max_kl)
+    value, opt_v, loss_v = fit_value_epochs(agent["value"], agent["opt_v"], samples["obs"], samples["R_hat"],
+                                            config, rng)               # Step 5 (V.1)
     diag = {k: v for k, v in info.items() if not isinstance(v, np.ndarray)}
     diag["max_kl"] = max_kl
     diag["loss_v"] = loss_v
-    diag["explained_var"] = explained_variance(s["R_hat"], s["V_old"])
+    diag["explained_var"] = explained_variance(samples["R_hat"], samples["V_old"])
     return {"policy": policy, "value": value, "opt_v": opt_v}, diag
