@@ -69,10 +69,8 @@ MUJOCO = dict(total_steps=1_000_000, hidden=(64, 64), num_envs=1, n_steps=2048, 
               gamma=0.99, lam=0.95, lr=3e-4, vf_coef=0.25, ent_coef=0.0, clip_value=True, max_grad_norm=0.5,
               normalize_adv="minibatch", normalize_obs=True, scale_reward=True, eval_episodes=10)
 PRESETS.update({env: MUJOCO for env in ("HalfCheetah-v5", "Walker2d-v5")})
-# NOTE (implementation detail): Hopper without value clipping. With CleanRL's settings two seeds in
-# eight (1-8) stayed in Hopper's dive-and-fall optimum near 1300 (mean training return 2318); without
-# the clip none of seeds 11-18 did (README's table). Notebook 04's ablation finds value clipping
-# slows learning on Pendulum too (every seed below every baseline seed).
+# NOTE (implementation detail): Hopper without value clipping: with it, some seeds stay in Hopper's
+# dive-and-fall optimum (README's MuJoCo table has the runs of both).
 PRESETS["Hopper-v5"] = {**MUJOCO, "clip_value": False}
 # Box2D: RL-Zoo's LunarLander settings (gamma 0.999, lam 0.98, 4 epochs, minibatches of 64, entropy
 # 0.01, no normalization) with 8 envs x 256 steps per batch instead of 16 x 1024 (the same 128
@@ -84,17 +82,9 @@ PRESETS.update({env: dict(total_steps=1_000_000, hidden=(64, 64), num_envs=8, n_
 
 
 # NOTE (implementation detail): the CartPole defaults are chosen for the time to solve, not only the
-# steps. RL-Zoo's settings (8 envs x 32 steps, 20 epochs, two hidden layers of 64) spend most of their
-# time in the minibatch steps, and in NumPy float64 those are arithmetic: at 256 samples and two
-# layers of 32, a hand-fused step with no rlref function in it was only 5 % faster than rlref's. So
-# the defaults do less arithmetic per solve: one hidden layer of 32 (a sixth of the multiply-adds of
-# two layers of 32), batches of 128 (16 envs x 8 steps: the policy improves twice as often per sample)
-# and 5 full-batch epochs at lr 2e-2. Chosen by a sweep of about sixty settings through
-# scripts/calibrate.py on seeds 11-30 (the best also on 31-50), each judged by the median time to
-# solve and unsolved seeds: all 40 solved and evaluated at 491 or more, median 28.5-31.5k steps, in
-# about 0.7 times the time of the previous defaults (two layers of 32, 16 x 16, lr 1e-2). Rejected: 32
-# envs x 4 steps and one layer of 16 or 24 (a seed in 20 unsolved or below 475), lr 3e-2 and
-# minibatches of 64 (slower), observation normalization (25k steps, but as slow per step). Every other
+# steps: the minibatch steps are arithmetic-bound in float64 NumPy, so the defaults do less arithmetic
+# per solve (one small layer, small batches that improve the policy more often per sample, a larger lr).
+# README ("What it reaches, measured") has the sweep that chose them and what was rejected. Every other
 # preset, and DPPO, keeps its own settings (they name every one of these fields).
 @dataclass
 class Config(TrainConfig):

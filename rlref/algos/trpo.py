@@ -62,13 +62,11 @@ from rlref.policy import (fisher_vector_product, init_policy_from, mean_kl_grad,
 from rlref.value import explained_variance, init_value, value_step
 
 ROLLOUT = "steps"
-# Per-env settings the command line applies under any --set. Pendulum-v1, scripts/calibrate.py on
-# seeds 11-20: every seed evaluates above -400 (median -205 at 200k steps, -167 at 500k).
-# Pendulum: gamma 0.9 (RL-Zoo's TRPO value) and 100 evaluation episodes. NOTE: with 0.95 a policy that
-# swings up from most starts often drifts away again after solving (advantages near zero are
-# standardized noise); on seeds 1701-1730, 26 of 30 evaluated >= -400 with 0.95 and 29 with 0.9 (and 11
-# with 0.9 plus observation normalization). The 20-episode mean of a policy that fails from some starts
-# has a standard error near 40-130, so the preset evaluates 100 episodes.
+# Per-env settings the command line applies under any --set. NOTE (implementation detail): on
+# Pendulum gamma 0.9 (RL-Zoo's TRPO value): with 0.95 a policy that swings up from most starts often
+# drifts away again after solving (advantages near zero are standardized noise); and 100 evaluation
+# episodes, since a policy that fails from some starts makes a 20-episode mean noisy (README's table of
+# choices has the runs).
 PRESETS = {"Pendulum-v1": {"gamma": 0.9, "total_steps": 200_000, "eval_episodes": 100}}
 # MuJoCo: close to RL-Zoo's sb3-contrib TRPO settings (2 envs x 1024 steps, max KL 0.01, lam 0.95,
 # normalized observations), not calibrated yet: README's results table says what they reach.
