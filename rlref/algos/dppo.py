@@ -24,13 +24,13 @@ times (the sum's last reward, i = K - 1, already carries gamma^(K-1)). (DPPO.5) 
 rlref/advantages.py, cut at an episode's end and at the rollout's end: with K = T every step's
 sum runs to the end of its rollout, which is the notes' fixed K-step windows.
 
-What K means in alpha_hat. The notes (and the paper) write alpha_hat = 1 + (alpha - 1) / K with
-K the number of workers that change the shared beta, not the K of the K-step returns: every
-worker applies its own change to the one shared coefficient, so when all W agree beta moves by
-alpha_hat^W = (1 + (alpha - 1) / W)^W, which is alpha to first order in alpha - 1 (and never more
-than e^(alpha - 1)); one worker (W = 1) is PPO's rule (PPO.4) exactly. A window length would
-make the speed of adaptation depend on a truncation length that has nothing to do with how many
-changes compound. The hinge of (PPO.3) is per worker, as in the notes: each worker's minibatch
+Why W in alpha_hat. The notes (and the paper) write alpha_hat with a symbol that they also use for
+the window of the K-step returns; rlref reads it as the number of workers that change the shared
+beta, W: every worker applies its own change to the one shared coefficient, so when all W agree
+beta moves by alpha_hat^W = (1 + (alpha - 1) / W)^W, which is alpha to first order in alpha - 1
+(and never more than e^(alpha - 1)); one worker (W = 1) is PPO's rule (PPO.4) exactly. A window
+length would make the speed of adaptation depend on a truncation length that has nothing to do
+with how many changes compound. The hinge of (PPO.3) is per worker, as in the notes: each worker's minibatch
 loss penalizes its own minibatch KL (ppo.policy_loss_and_grad does exactly that).
 
 Why the global batch for (DPPO.2): advantages standardized per worker would give every worker's
@@ -242,8 +242,8 @@ def rms_unmerge(ab, a):
     if not n_b > 0:
         raise ConfigError(f"rms_unmerge needs count(ab) > count(a), got {n} and {n_a}")
     mean_b = a["mean"] + (ab["mean"] - a["mean"]) * (n / n_b)
-    d = mean_b - a["mean"]                                           # a mean difference (NORM.1's d)
-    var_b = (ab["var"] * n - a["var"] * n_a - d * d * (n_a * n_b / n)) / n_b
+    diff = mean_b - a["mean"]                                        # NORM.1's difference of the means
+    var_b = (ab["var"] * n - a["var"] * n_a - diff * diff * (n_a * n_b / n)) / n_b
     return {"mean": mean_b, "var": np.maximum(var_b, 0.0), "count": n_b}
 
 

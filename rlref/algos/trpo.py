@@ -6,23 +6,26 @@ line search, conjugate gradient) and the *TRPO and PPO lecture notes* (trust reg
 notebooks/README.md lists the notes. Notation: N sampled pairs (s_i, a_i) from pi_old =
 pi_theta_old; A_hat_i their GAE advantages; J_i = d(distribution parameters of sample i) / d theta,
 the Jacobian of the policy network; M_i the Fisher of the distribution in its own parameters
-(DIST.4, DIST.8); P the number of policy parameters. ratio_i(theta) = pi_theta(a_i|s_i) /
-pi_old(a_i|s_i) = exp(logp_i(theta) - logp_old_i) L(theta) = (1/N) sum_i ratio_i(theta) A_hat_i
-surrogate      (TRPO.1) g = grad L(theta) = (1/N) sum_i ratio_i A_hat_i J_i^T dlogp_i           its
-gradient   (TRPO.2) KLbar(theta) = (1/N) sum_i KL(pi_old(.|s_i) || pi_theta(.|s_i)) <= max_kl  trust
-region (TRPO.3) L(theta_old + s) ~ L(theta_old) + g^T s,   KLbar(theta_old + s) ~ 1/2 s^T F s, F =
-Hessian of KLbar at theta_old = (1/N) sum_i J_i^T M_i J_i                     (TRPO.4) max_s g^T s
-s.t.  1/2 s^T F s <= max_kl   =>   s_max = sqrt(2 max_kl / (x^T F x)) x, x = F^-1 g   (the natural
-gradient; 1/2 s_max^T F s_max = max_kl exactly)         (TRPO.5) (in the code, F is the damped F +
-damping I of (TRPO.6) throughout) F v = (1/N) sum_i J_i^T (M_i (J_i v)) + damping v      one
-forward-mode pass (J_i v) and one backward pass (J_i^T), never forming F (P x P); rlref.policy
-(POL.2)          (TRPO.6) F v ~ (grad KLbar(theta_old + h v) - grad KLbar(theta_old - h v)) / (2 h)
-the finite-difference product of Deep RL Bootcamp lab 4, for comparison             (TRPO.7)
-conjugate gradient for F x = g: r_0 = p_0 = g, x_0 = 0, alpha_k = r_k^T r_k / p_k^T F p_k,  x_{k+1}
-= x_k + alpha_k p_k,  r_{k+1} = r_k - alpha_k F p_k, p_{k+1} = r_{k+1} + (r_{k+1}^T r_{k+1} / r_k^T
-r_k) p_k                             (TRPO.8) theta_new = theta_old + c^j s_max for the smallest j =
-0, 1, ... (c = backtrack_coef) with L(theta_new) > L(theta_old) and KLbar(theta_new) <= max_kl;
-none: theta_new = theta_old  (TRPO.9)
+(DIST.4, DIST.8); P the number of policy parameters; s a step theta - theta_old.
+
+    ratio_i(theta) = pi_theta(a_i|s_i) / pi_old(a_i|s_i) = exp(logp_i(theta) - logp_old_i)
+    L(theta) = (1/N) sum_i ratio_i(theta) A_hat_i                          surrogate      (TRPO.1)
+    g = grad L(theta) = (1/N) sum_i ratio_i A_hat_i J_i^T dlogp_i           its gradient   (TRPO.2)
+    KLbar(theta) = (1/N) sum_i KL(pi_old(.|s_i) || pi_theta(.|s_i)) <= max_kl  trust region (TRPO.3)
+    L(theta_old + s) ~ L(theta_old) + g^T s,   KLbar(theta_old + s) ~ 1/2 s^T F s,
+        F = Hessian of KLbar at theta_old = (1/N) sum_i J_i^T M_i J_i                     (TRPO.4)
+    max_s g^T s  s.t.  1/2 s^T F s <= max_kl   =>   s_max = sqrt(2 max_kl / (x^T F x)) x,
+        x = F^-1 g   (the natural gradient; 1/2 s_max^T F s_max = max_kl exactly)         (TRPO.5)
+        (in the code, F is the damped F + damping I of (TRPO.6) throughout)
+    F v = (1/N) sum_i J_i^T (M_i (J_i v)) + damping v      one forward-mode pass (J_i v) and
+        one backward pass (J_i^T), never forming F (P x P); rlref.policy.fisher_vector_product  (TRPO.6)
+    F v ~ (grad KLbar(theta_old + h v) - grad KLbar(theta_old - h v)) / (2 h)
+        the finite-difference product of Deep RL Bootcamp lab 4, for comparison             (TRPO.7)
+    conjugate gradient for F x = g: r_0 = p_0 = g, x_0 = 0,
+        alpha_k = r_k^T r_k / p_k^T F p_k,  x_{k+1} = x_k + alpha_k p_k,  r_{k+1} = r_k - alpha_k F p_k,
+        p_{k+1} = r_{k+1} + (r_{k+1}^T r_{k+1} / r_k^T r_k) p_k                             (TRPO.8)
+    theta_new = theta_old + c^j s_max for the smallest j = 0, 1, ... (c = backtrack_coef) with
+        L(theta_new) > L(theta_old) and KLbar(theta_new) <= max_kl; none: theta_new = theta_old  (TRPO.9)
 
 One iteration:
   Step 1. V_phi on every observation; GAE advantages A_hat (GAE.2) and targets R_hat.
@@ -86,8 +89,8 @@ class Config(TrainConfig):
     n_steps: int = 128               # T: steps per env per iteration (N ~ E T samples)
     lam: float = 0.97                # GAE lambda
     normalize_adv: bool = True       # A_hat <- (A_hat - mean) / (std + 1e-8) over the batch
-    max_kl: float = 0.02             # delta: the trust-region radius on the mean KL (TRPO.3)
-    anneal_kl: bool = True           # decay delta linearly to 0 over the step budget
+    max_kl: float = 0.02             # the trust-region radius on the mean KL (TRPO.3)
+    anneal_kl: bool = True           # decay max_kl linearly to 0 over the step budget (OPT.4)
     damping: float = 0.01            # lambda of F + lambda I (TRPO.6)
     cg_iters: int = 10               # iteration cap of conjugate gradient (TRPO.8)
     cg_tol: float = 1e-10            # stop when ||g - F x|| <= cg_tol ||g||
