@@ -224,6 +224,13 @@ def minibatch_loss_and_grad(theta, split, mb, config, beta):
     return loss_pi + config.vf_coef * loss_v, grad, out
 
 
+def minibatches(N, config, rng):
+    """The sample indices of every minibatch step: `epochs` passes, each over a new shuffle of N."""
+    n_mb = max(1, N // config.minibatch_size)
+    for _ in range(config.epochs):
+        yield from np.array_split(rng.permutation(N), n_mb)
+
+
 def run_epochs(agent, samples, dist_old, config, rng, lr, beta, reduce=None):
     """Step 3: `epochs` passes over shuffled minibatches; per minibatch the gradient of (PPO.6),
     global-norm clipping (OPT.3) and one Adam step (OPT.2) on theta = (theta_pi, phi).
@@ -233,12 +240,11 @@ def run_epochs(agent, samples, dist_old, config, rng, lr, beta, reduce=None):
     worker takes the same step and makes the same early-stop decision.
     Returns ({"policy", "value", "opt"} after the last step, losses [(loss_pi, loss_v) per step],
     stopped); the new parameters are views into the last theta (no step modifies it in place)."""
-    N, split = len(samples["A_hat"]), splitter(agent["policy"], agent["value"])   # shapes once per update
-    n_mb = max(1, N // config.minibatch_size)
+    split = splitter(agent["policy"], agent["value"])                            # shapes once per update
     keys = ("obs", "actions", "logp_old", "A_hat", "R_hat", "V_old")
     theta, opt = np.concatenate([flatten(agent["policy"]), flatten(agent["value"])]), agent["opt"]
     losses, stopped = [], False
-    for idx in (idx for _ in range(config.epochs) for idx in np.array_split(rng.permutation(N), n_mb)):
+    for idx in minibatches(len(samples["A_hat"]), config, rng):
         mb = {k: samples[k][idx] for k in keys}
         mb["dist_old"] = dist_old.take(idx) if config.objective == "penalty" else None
         _, grad, aux = minibatch_loss_and_grad(theta, split, mb, config, beta)
