@@ -31,6 +31,8 @@ class Exercise:
     todo: str
     points: int
     deps: tuple = ()
+    setup: str = "imports"
+    also_cut: tuple = ()
 
     @property
     def is_notebook(self):
