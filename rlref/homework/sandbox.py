@@ -103,7 +103,10 @@ _namespaces = {}
 
 
 def namespaces_work(folder):
-    """Whether this machine lets root enclose a process in a mount namespace (launch.py's probe)."""
+    """Whether this machine lets root enclose a process in a mount namespace (launch.py's probe);
+    RLREF_SANDBOX_NAMESPACES=0 says no (to try the path Gradescope's containers take)."""
+    if os.environ.get("RLREF_SANDBOX_NAMESPACES") == "0":
+        return False
     if "ok" not in _namespaces:
         root = tempfile.mkdtemp(dir=folder)
         done = subprocess.run([sys.executable, "-I", "-S", LAUNCHER, json.dumps({"probe": True, "root": root})],
