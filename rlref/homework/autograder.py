@@ -55,6 +55,8 @@ exit 0
 
 
 def _wanted(rel, notebooks):
+    if "__pycache__" in rel or rel.endswith((".pyc", ".pyo")):
+        return False
     return (rel.startswith("rlref/") and rel.endswith(".py")) or rel.startswith("tests/hidden/") or \
         (rel.startswith("tests/test_exercises_") and rel.endswith(".py")) or rel in notebooks
 
