@@ -118,3 +118,32 @@ def check_results(data):
 def points(data):
     """{exercise tag: points} from results.json's exercise entries."""
     return {t["number"]: t["score"] for t in data["tests"] if t.get("visibility") == "visible"}
+
+
+def measure(cmd, cwd, env):
+    """Run cmd; returns (CompletedProcess-like (returncode, stdout), peak resident bytes of it and every
+    process it started, sandbox uids included, sampled every 20 ms, and CPU seconds of it and all its
+    reaped descendants)."""
+    import resource
+    import threading
+    from rlref.homework.sandbox import SANDBOX_UIDS, _processes
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out, peak = [], 0
+    reader = threading.Thread(target=lambda: out.append(proc.stdout.read()))
+    reader.start()
+    while proc.poll() is None:
+        procs = {p[0]: p for p in _processes()}
+        mine, frontier = {proc.pid}, [proc.pid]
+        while frontier:
+            parent = frontier.pop()
+            kids = [pid for pid, p in procs.items() if p[2] == parent and pid not in mine]
+            mine.update(kids)
+            frontier += kids
+        mine |= {pid for pid, p in procs.items() if SANDBOX_UIDS[0] <= p[1] < SANDBOX_UIDS[1]}
+        peak = max(peak, sum(procs[pid][4] for pid in mine if pid in procs))
+        time.sleep(0.02)
+    reader.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return (proc.returncode, out[0]), peak, cpu
