@@ -107,6 +107,8 @@ def test_take_finds_each_def_of_a_file_that_does_not_parse():
         splice.take(BROKEN, "Categorical.kl", "d.py")
     with pytest.raises(splice.DefError, match="one plain def"):
         splice.take("async def gae(r):\n    return r\n", "gae", "d.py")
+    odd = "# a form feed \x0c and a line separator \u2028 in a comment\ndef gae(r):\n    return r\n"
+    assert splice.take(odd, "gae", "d.py") == splice.Def("def gae(r):\n    return r\n", 2)
 
 
 def test_take_leaves_decorators_and_the_rest_of_the_file_behind_and_replace_reindents():

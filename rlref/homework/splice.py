@@ -28,6 +28,12 @@ class Def:
     note: str = ""   # e.g. a syntax error elsewhere in the file
 
 
+def _lines(text):
+    """The lines of a source text as Python counts them (\\n, \\r\\n, \\r; not str.splitlines's form
+    feeds and Unicode separators, which would shift every line number after them)."""
+    return re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", text)
+
+
 def _parse(text):
     try:
         return ast.parse(text), None
@@ -87,7 +93,7 @@ def _span_by_text(lines, qualname):
 def locate(text, qualname):
     """(start, end, col, parse error of the whole file or None), or None when there is no such def."""
     tree, err = _parse(text)
-    lines = text.splitlines(keepends=True)
+    lines = _lines(text)
     span = _span_by_ast(tree, qualname) if tree is not None else _span_by_text(lines, qualname)
     return None if span is None else (*span, err)
 
@@ -104,7 +110,7 @@ def take(text, qualname, label):
     if found is None:
         raise DefError(f"{label} has no `def {qualname}`" + (" (its class is missing)" if "." in qualname else ""))
     start, end, col, file_err = found
-    lines = text.splitlines(keepends=True)
+    lines = _lines(text)
     body = _dedent(lines[start:end], col)
     if not body.endswith("\n"):
         body += "\n"
@@ -128,9 +134,9 @@ def replace(text, qualname, def_text, label):
     if found is None:
         raise HomeworkError(f"{label} has no `def {qualname}` (the exercise table names it)")
     start, end, col, _ = found
-    lines = text.splitlines(keepends=True)
+    lines = _lines(text)
     pad = lines[start][:col]
-    new = [pad + line if line.strip() else line for line in def_text.splitlines(keepends=True)]
+    new = [pad + line if line.strip() else line for line in _lines(def_text)]
     return "".join(lines[:start] + new + lines[end:]), start + 1
 
 

@@ -22,6 +22,7 @@ from rlref.errors import HomeworkError
 MAX_FILE = 2 << 20            # bytes of one source file taken from a submission
 MAX_NOTEBOOK = 32 << 20       # bytes of one notebook (outputs and images included)
 MAX_FILES = 20000             # entries looked at in a folder or a zip
+MAX_DEPTH = 20                # folders below the submission's root
 SKIP = {".git", ".venv", "venv", "__pycache__", "__MACOSX", ".ipynb_checkpoints", "site-packages", "node_modules"}
 
 
@@ -65,15 +66,23 @@ class Submission:
             self.files = self._zip(os.path.join(self.path, zips[0]))        # a folder holding only the uploaded zip
 
     def _folder(self, root):
-        files = {}
-        for folder, dirs, names in os.walk(root, followlinks=False):
-            dirs[:] = sorted(d for d in dirs if d not in SKIP and not d.endswith(".egg-info"))
-            for n in sorted(names):
-                full = os.path.join(folder, n)
-                if len(files) >= MAX_FILES:
-                    raise SubmissionError(f"the submission has more than {MAX_FILES} files")
-                if not os.path.islink(full):
-                    files[os.path.relpath(full, root).replace(os.sep, "/")] = lambda full=full: _read_file(full)
+        """Regular files under root, at most MAX_DEPTH folders down; links and SKIP folders ignored."""
+        files, todo, seen = {}, [(root, 0)], 0
+        while todo:
+            folder, depth = todo.pop()
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError:
+                continue
+            for entry in entries:
+                seen += 1
+                if seen > MAX_FILES:
+                    raise SubmissionError(f"the submission has more than {MAX_FILES} files and folders")
+                if entry.is_dir(follow_symlinks=False):
+                    if depth < MAX_DEPTH and entry.name not in SKIP and not entry.name.endswith(".egg-info"):
+                        todo.append((entry.path, depth + 1))
+                elif entry.is_file(follow_symlinks=False):
+                    files[os.path.relpath(entry.path, root).replace(os.sep, "/")] = lambda p=entry.path: _read_file(p)
         return files
 
     def _zip(self, path):
