@@ -14,7 +14,7 @@ from rlref.distributions import Categorical
 from rlref.gradcheck import numerical_grad
 from rlref.homework import expect
 from rlref.homework.testing import exercise, values_around
-from rlref.nn import flatten, init_mlp, mlp_forward, unflatten
+from rlref.nn import flatten, init_mlp, unflatten
 from rlref.policy import fisher_vector_product, init_policy, mean_kl, policy_forward
 
 KINDS = ("categorical", "gaussian")

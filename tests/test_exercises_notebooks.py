@@ -101,7 +101,7 @@ def test_complex_step_is_exact_to_rounding_at_tiny_h(out):
 
 # ------------------------------------------------------------------ 01.2: GAE by the backward recursion
 
-# the hand-worked case of test_exercises_core.py (GAE.2): gamma = lam = 0.5, one env, T = 3
+# the hand-worked case of test_exercises_returns.py (GAE.2): gamma = lam = 0.5, one env, T = 3
 HAND = [np.array([[1.0], [0.0], [2.0]]), np.array([[0.5], [0.2], [0.1]]), np.array([[0.2], [0.1], [0.3]])]
 HAND_TERM = np.array([[0.0], [1.0], [0.0]])
 

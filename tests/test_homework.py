@@ -264,7 +264,7 @@ def test_grade_without_an_assignment_writes_results_and_says_why(tmp_path):
 
 
 def test_one_test_reruns_alone(student):
-    tid = "test_exercises_core.py::test_td_residuals_on_a_case_worked_by_hand"
+    tid = "test_exercises_returns.py::test_td_residuals_on_a_case_worked_by_hand"
     report = grade(student, ["GAE.1", "DIST.1"], only=tid)
     assert [r["tag"] for r in report["exercises"]] == ["GAE.1"]
     assert [v["id"] for v in report["exercises"][0]["tests"]] == [tid]

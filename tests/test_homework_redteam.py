@@ -10,7 +10,6 @@ own sandbox uid); about a minute in all.
 """
 import json
 import os
-import pickle
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -154,7 +153,7 @@ return np.zeros(np.shape(rewards)).view(Always)
             (DIST, lambda t: with_body(t, "DIST.1", "return np.array([object()] * 24, dtype=object).reshape(6, 4)"))]),
         "forged_result_file": dict(edits=gae1(
             "import json, os, sys\nv = {'a': [3.0, 1.0], 'd': [0.6, -0.15, 2.05]}\n"
-            "open(sys.argv[-1], 'w').write(json.dumps({'probes': {'test_exercises_core:td_residuals_runs': {'ok': {'m': "
+            "open(sys.argv[-1], 'w').write(json.dumps({'probes': {'test_exercises_returns:td_residuals_runs': {'ok': {'m': "
             "{'hand': v, 'hand_terminated': v, 'gamma_0': v, 'rollout': v, 'other_next_values': v}}}}}))\nos._exit(0)")),
         "signals_to_the_parent": dict(edits=gae1(
             "import os, signal\nfor pid in (os.getppid(), 1, -1):\n    for s in (signal.SIGSTOP, signal.SIGTERM, signal.SIGKILL):\n"

@@ -20,7 +20,6 @@ reference's code out in its outputs.
 import importlib
 import json
 import re
-import sys
 
 BOOT = ("import sys; sys.path[:0] = [sys.argv[1], sys.argv[1] + '/tests', sys.argv[1] + '/tests/hidden', sys.argv[2]]; "
         "from rlref.homework.judge import main; main(sys.argv[3])")

@@ -2,7 +2,6 @@
 with finite differences of those formulas, and the Fisher matrix as J^T M J. Instructor only."""
 import numpy as np
 
-from rlref.algos import a2c
 from rlref.gradcheck import numerical_grad, numerical_jacobian
 from rlref.homework import expect
 from rlref.homework.testing import exercise

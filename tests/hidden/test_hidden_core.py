@@ -9,10 +9,11 @@ import numpy as np
 
 from rlref.homework import expect
 from rlref.homework.testing import exercise
-from test_exercises_core import (GAMMA, LAMS, _gaussians, _logits, _logsoftmax, _spd, _value_case,
-                                 categorical_entropy_gradient_runs, categorical_kl_gradient_runs,
-                                 categorical_score_runs, discount_cumsum_runs, gae_runs, gaussian_kl_gradient_runs,
-                                 gaussian_score_runs, max_step_runs, rollout, td_residuals_runs, value_loss_runs)
+from test_exercises_core import (_gaussians, _logits, _logsoftmax, _spd, categorical_entropy_gradient_runs,
+                                 categorical_kl_gradient_runs, categorical_score_runs, gaussian_kl_gradient_runs,
+                                 gaussian_score_runs, max_step_runs)
+from test_exercises_returns import (GAMMA, LAMS, _value_case, discount_cumsum_runs, gae_runs, rollout, td_residuals_runs,
+                                    value_loss_runs)
 
 
 @exercise("DIST.1", categorical_score_runs)
