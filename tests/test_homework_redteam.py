@@ -138,7 +138,7 @@ return np.zeros(np.shape(rewards)).view(Always)
                          "    def __eq__(self, o):\n        return True\nreturn A()"))]),
         "exit_at_import_and_in_the_body": dict(edits=[(ADV, lambda t: t.replace("terminated, gamma):",
                                                                               "terminated, gamma, _=__import__('os')._exit(0)):", 1)),
-                                                      (DIST, lambda t: with_body(t, "DIST.1", "import sys\nsys.exit(0)")),
+                                                      (DIST, lambda t: with_body(t, "DIST.1", "import os\nos._exit(121)")),
                                                       (NB, lambda t: notebook_with(t, "04.2", "solution", "raise SystemExit(0)"))]),
         "fork_bomb": dict(edits=gae1("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass")),
         "endless_loops_everywhere": dict(edits=gae1("while True:\n    pass") + [(DIST, lambda t: with_body(t, "DIST.1", "while True:\n    pass")),
@@ -253,6 +253,8 @@ def test_attacks_fail_for_the_reason_they_should(graded):
     assert "stopped after 4 s" in why["endless_loops_everywhere"] and "stopped after 4 s" in why["fork_bomb"]
     assert "no reference found" in why["reference_by_proc"] and "no reference found" in why["hidden_tests_read"]
     assert "exited (code 0) before reporting" in why["exit_at_import_and_in_the_body"], why["exit_at_import_and_in_the_body"]
+    dist = next(t["output"] for t in graded["exit_at_import_and_in_the_body"][1]["tests"] if t["number"] == "DIST.1")
+    assert "exited (code 121) before reporting" in dist, dist      # the launcher's own failure code: still the student's
     assert "the submission has no rlref/advantages.py" in why["symlink_to_the_reference"]
     assert "no usable output from the sandbox" in why["pickled_payloads"], why["pickled_payloads"]
     assert "delta (terminated at t = 1)" in why["forged_result_file"] or "expected shape" in why["forged_result_file"]

@@ -13,8 +13,10 @@ sandboxed process, a fresh single-threaded process, so nothing here races with t
 4. (root) no supplementary groups, then the sandbox's gid and uid, checked;
 5. chdir to the sandbox's home, and execve its interpreter with the scrubbed environment.
 
-``{"probe": true}`` only tests step 1 (exit 0 when it works). The launcher imports only the
-standard library, nothing from rlref; any failure before exec exits 121 with one line on stderr.
+``{"probe": true}`` only tests step 1 (exit 0 when it works). A failure before exec is written to
+the spec's ``report`` file descriptor, which is closed by the exec itself: the grader tells a
+sandbox that could not start from student code that exits early, whatever its exit code. The
+launcher imports only the standard library, nothing from rlref.
 """
 import ctypes
 import json
@@ -30,8 +32,11 @@ SETUP_FAILED = 121
 libc = ctypes.CDLL(None, use_errno=True)
 
 
+REPORT = [2]
+
+
 def fail(message):
-    os.write(2, f"rlref sandbox launcher: {message}\n".encode())
+    os.write(REPORT[0], f"rlref sandbox launcher: {message}\n".encode())
     os._exit(SETUP_FAILED)
 
 
@@ -70,6 +75,9 @@ def enclose(root, read_only, writable):
 
 
 def main(spec):
+    if "report" in spec:
+        REPORT[0] = spec["report"]
+        os.set_inheritable(REPORT[0], False)        # closed by the exec: the run's code cannot write it
     if spec.get("probe"):
         enclose(spec["root"], [], [])
         return

@@ -33,7 +33,7 @@ def _lines(result, submission, hidden=True):
 def format_results(report, submission=None):
     results = report["exercises"]
     tw = max(len("exercise"), *(len(r["tag"]) for r in results)) if results else 8
-    lines = [f"{'exercise':<{tw}}  {'tests':>7}  {'points':>7}  result", "-" * (tw + 60)]
+    lines = [f"assignment: {report['assignment']}", f"{'exercise':<{tw}}  {'tests':>7}  {'points':>7}  result", "-" * (tw + 60)]
     for r in results:
         lines.append(f"{r['tag']:<{tw}}  {r['passed']:>3}/{r['total']:<3}  {r['points']:>3}/{r['max_points']:<3}  {r['status']}")
         lines += _lines(r, submission)

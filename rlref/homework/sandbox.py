@@ -14,13 +14,15 @@ One ``Sandbox`` serves one grade. Every ``run`` starts a fresh process through l
 - its own session; when the run ends, whatever it started is killed: as root every process of the
   sandbox uid (``kill(-1)`` from that uid, repeated until none is left), otherwise its process group
   and every process that came back to the grader, which is a child subreaper;
-- as root, an unprivileged uid of its own (not ``nobody``: a free uid from SANDBOX_UIDS, held with
-  a lock while the grade runs), so it can read neither the grader's private files (mode 0700) nor
-  the results, and can signal no process of the grader's. The instructor's checkout, hidden tests
-  and the grader's interpreter are often world-readable: those paths are hidden by an empty tmpfs
-  in a private mount namespace; where that is impossible (a container without CAP_SYS_ADMIN, as on
-  Gradescope) they must not be readable by others (run_autograder makes /autograder 0700), and the
-  grade refuses to run student code if they are.
+- as root, an unprivileged uid of its own: a free uid from SANDBOX_UIDS, held with a lock while the
+  grade runs (not ``nobody``, whose processes are not all ours to kill, and which two grades at once
+  would share), which can signal no process of the grader's and read none of its
+  private files (mode 0700), and, where mount namespaces work, a root directory of its own holding
+  only the system's shared libraries, the runtime and the run's folder (launch.py): no checkout,
+  no hidden test, no other student's work, no /proc, no /tmp. Where they do not (a container
+  without CAP_SYS_ADMIN, as on Gradescope) permissions must do: run_autograder makes /autograder
+  0700, and a grade refuses to run student code when the checkout or the hidden tests are readable
+  by others.
 
 Without root the sandbox runs as the grading user: a student checking their own work needs no
 more, but nothing then stops the code from reading what that user can read (README, "Instructors").
@@ -49,7 +51,6 @@ LIMITS = {"RLIMIT_CPU": (20, 21), "RLIMIT_AS": (512 << 20,) * 2, "RLIMIT_FSIZE":
 PROCESSES = 16                          # RLIMIT_NPROC for the sandbox uid
 MEMORY = 400 << 20                      # resident bytes of all the run's processes together
 LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launch.py")
-SETUP_FAILED = 121
 
 
 def _processes():
@@ -194,15 +195,22 @@ class Sandbox:
             os.mkdir(root, 0o755)
             spec["enclose"] = {"root": root, "read_only": [self.runtime.dir], "writable": [run_dir]}
         log_path = os.path.join(run_dir, "log")
+        report, spec["report"] = os.pipe()
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-I", "-S", LAUNCHER, json.dumps(spec)], stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={}, cwd="/")
+            try:
+                proc = subprocess.Popen([sys.executable, "-I", "-S", LAUNCHER, json.dumps(spec)], stdin=subprocess.DEVNULL,
+                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={}, cwd="/",
+                                        pass_fds=(spec["report"],))
+            finally:
+                os.close(spec["report"])
+        with os.fdopen(report, "rb") as f:              # EOF at the exec (the fd closes), a line if setup failed
+            setup_error = f.read(2000).decode(errors="replace").strip()
         start = time.monotonic()
-        status = self._watch(proc, start + timeout)
+        status = self._watch(proc, start + timeout) if not setup_error else "ok"
         self.kill(proc)
         code = proc.returncode
-        if code == SETUP_FAILED:
-            raise HomeworkError(f"the sandbox could not start: {_tail(log_path, 400)}")
+        if setup_error:
+            raise HomeworkError(f"the sandbox could not start: {setup_error}")
         return {"status": status if status != "ok" or code == 0 else "exit", "code": code,
                 "signal": signal.Signals(-code).name if code is not None and code < 0 else None,
                 "output": _read_output(os.path.join(out, "result.json")), "log": _tail(log_path, 2000),
