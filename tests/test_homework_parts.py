@@ -5,6 +5,8 @@ import json
 import os
 import pickle
 import shutil
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -13,7 +15,7 @@ import pytest
 from rlref.homework import expect, splice, wire
 from rlref.homework.sandbox import Sandbox
 from rlref.homework.submission import Submission, SubmissionError
-from helpers import ROOT
+from helpers import ENV, ROOT
 
 
 # ------------------------------------------------------------------ wire: only plain data crosses
@@ -186,3 +188,34 @@ def test_the_sandbox_from_inside(tmp_path):
         assert seen["uid"] >= 42000 and seen["groups"] == 0 and seen["nproc"] == 16 and seen["private"] == 0
         assert seen["checkout"] == 0 or not enclosed
         assert not seen["proc"] or not enclosed
+
+
+def test_without_root_what_a_run_leaves_behind_is_killed_too(tmp_path):
+    """The grader as an ordinary user (a student checking their work): no uid to switch to, so the
+    run's process group and every orphan that comes back to the grader (a child subreaper) are
+    killed. Simulated in a child process by declaring the grader not root."""
+    from homework_kit import submission, with_body, with_reference
+    from rlref.homework.make import make
+    make(str(tmp_path / "hw"), ["GAE.1", "DIST.1"])
+    marker = f"{os.getpid() % 1000}.{tmp_path.name[-6:].replace('-', '')}1"
+    escape = f"import os\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        os.execv('/bin/sleep', ['sleep', '{marker}'])\n" \
+             "    os._exit(0)\nwhile True:\n    pass"
+    sub = submission(str(tmp_path / "hw"), str(tmp_path / "sub"), [("rlref/advantages.py", lambda t: with_body(t, "GAE.1", escape)),
+                     ("rlref/distributions.py", lambda t: with_reference(t, "DIST.1"))], tags=["GAE.1", "DIST.1"])
+    code = ("import json, sys, rlref.homework.sandbox as s; s.as_root = lambda: False\n"
+            "from rlref.homework.grade import grade\n"
+            f"r = grade({sub!r}, ['GAE.1', 'DIST.1'])\nprint(json.dumps({{e['tag']: e['status'] for e in r['exercises']}}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env=dict(ENV, PYTHONPATH=ROOT, RLREF_GRADE_TIMEOUT="3"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == {"DIST.1": "pass", "GAE.1": "fail"}
+    left = [p for p in os.listdir("/proc") if p.isdigit() and marker.encode() in _cmdline(p)]
+    assert not left, f"processes left behind: {left}"
+
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""

@@ -56,7 +56,7 @@ def run_failure(run, timeout, restricted):
     if run["signal"]:
         return f"the process was killed by {run['signal']}"
     if run["output"] is None or run["code"] != 0:
-        tail = "" if restricted else " " + judge._clean(run["log"][-300:], 300).strip()
+        tail = "" if restricted else " " + judge.one_line(run["log"][-300:], 300).strip()
         return (f"the process exited (code {run['code']}) before reporting: sys.exit or os._exit in the code, "
                 f"or a crash.{tail}").strip()
     return None

@@ -25,9 +25,9 @@ BOOT = ("import sys; sys.path[:0] = [sys.argv[1], sys.argv[1] + '/tests', sys.ar
         "from rlref.homework.judge import main; main(sys.argv[3])")
 
 
-def _clean(text, n=400):
-    """Text from the sandbox, made printable and short."""
-    text = "".join(c if c.isprintable() or c in "\n\t" else "?" for c in str(text)[:n + 1])
+def one_line(text, n=400):
+    """Text from the sandbox on one line, printable and short (it cannot forge lines of the report)."""
+    text = "".join(c if c.isprintable() else " " for c in str(text)[:n + 1])
     return text if len(text) <= n else text[:n] + "..."
 
 
@@ -55,9 +55,9 @@ def where(error, lines, tag):
         file, line, func = frame[0], int(frame[1]), frame[2]
         for tree_file, first, count, label, student_first in lines:
             if file == tree_file and first <= line < first + count:
-                return f" (line {student_first + line - first} of your {label}, in {_clean(func, 60)})"
+                return f" (line {student_first + line - first} of your {label}, in {one_line(func, 60)})"
         if str(file).startswith("<solution cell"):
-            return f" (line {line} of your {_clean(file, 80).strip('<>')})"
+            return f" (line {line} of your {one_line(file, 80).strip('<>')})"
     return ""
 
 
@@ -66,7 +66,7 @@ def student_error(error, run, test):
     kind = kind if isinstance(kind, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]{0,80}", kind) else "an exception"
     if run.get("restricted"):
         return f"{test['probe'][1]} raised {kind} (details withheld in runs that hold a reference dependency)"
-    message = _clean(error.get("message", ""))
+    message = one_line(error.get("message", ""))
     text = f"{test['probe'][1]} raised {kind}{': ' + message if message else ''}" + where(error, run.get("lines", []), test["tag"])
     if kind == "NameError" and run.get("target"):
         text += (f"; only your `def {run['target']}` is graded: define helpers and imports inside it")
@@ -85,7 +85,7 @@ def verdict(test, run, envelopes):
                 envelopes[run["file"]] = wire.loads(f.read())["probes"]
         entry = envelopes[run["file"]][":".join(test["probe"])]
     except (OSError, KeyError, TypeError, wire.WireError) as err:
-        return False, f"no usable output from the sandbox ({type(err).__name__}: {_clean(err, 200)})"
+        return False, f"no usable output from the sandbox ({type(err).__name__}: {one_line(err, 200)})"
     if not isinstance(entry, dict) or len(entry) != 1:
         return False, "no usable output from the sandbox (an entry that is neither a value nor an error)"
     if "error" in entry:
@@ -100,9 +100,9 @@ def verdict(test, run, envelopes):
     except Mismatch as err:
         if run.get("restricted"):
             return False, f"{err.where or 'a check'}: off (values withheld in runs that hold a reference dependency)"
-        return False, _clean(err, 600)
+        return False, one_line(err, 600)
     except Exception as err:                       # a value of the wrong form: too few items, a missing key
-        detail = "" if run.get("restricted") else f" ({type(err).__name__}: {_clean(err, 200)})"
+        detail = "" if run.get("restricted") else f" ({type(err).__name__}: {one_line(err, 200)})"
         return False, f"the output of {test['probe'][1]} does not have the expected form{detail}"
 
 
