@@ -88,9 +88,14 @@ def main(spec):
         pass
     if spec.get("enclose"):
         enclose(**spec["enclose"])
-    for name, (soft, hard) in spec["limits"].items():
-        resource.setrlimit(getattr(resource, name), (soft, hard))
     uid = spec.get("uid")
+    for name, (soft, hard) in spec["limits"].items():
+        try:
+            resource.setrlimit(getattr(resource, name), (soft, hard))
+        except (ValueError, OSError, AttributeError):
+            if uid is not None:                     # grading others' work: every limit or nothing
+                raise
+            # a student's own run on a system without this limit (macOS and RLIMIT_AS)
     if uid is not None:
         os.setgroups([])
         os.setgid(uid)
