@@ -5,7 +5,7 @@
     evaluate DIR [--episodes 20] [--video FILE.gif|FILE.mp4 [--video-episodes 1]]
     plot DIR [DIR ...] -o figures/NAME.png
     gradcheck [--seed S]
-    homework list | make --out DIR (--exercises TAG ... | --all) | grade [DIR] [--json FILE] [--tests DIR]
+    homework list | make --out DIR (--exercises TAG ... | --all) | grade [SUBMISSION] [--json FILE] | autograder --out ZIP
 
 Errors: a named rlref error (ConfigError, UnsupportedSpaceError, NonFiniteError, CheckpointError,
 ...) is printed as one line, "error: ConfigError: gamma must be in [0.0, 1.0], got 1.5", with exit

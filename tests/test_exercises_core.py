@@ -1,228 +1,268 @@
-"""Grading tests of the homework exercises in rlref's core (the marker names the exercise).
+"""Public tests of the homework exercises in rlref's core (backprop, distributions, step rules):
+shipped with every student version. Returns, advantages and value targets: test_exercises_returns.py.
 
-Each test checks one exercise at its own level against finite differences or a formula written
-here independently of the code under test, and calls no other exercise's code unless the table
-(rlref/homework/exercises.py) declares it a dependency. They run in the ordinary suite too.
+Each test is a probe and a judge (rlref/homework/testing.py): the probe (a plain function above
+the test) calls the student's code on fixed inputs and returns numbers and arrays; the judge (the
+test) checks them against finite differences of forward functions, exact answers on small cases
+worked out by hand, and invariants. No test here computes what an exercise asks for by its formula:
+those checks are hidden tests (tests/hidden/), kept by the instructor. A judge calls no exercise's
+code; a probe calls its own exercise and the dependencies the table declares.
+
+Under pytest each test runs its probe in this process; ``python -m rlref homework grade`` runs the
+probes in a sandbox and the judges in a process that never ran student code.
 """
 import numpy as np
-import pytest
 
-from rlref.advantages import discount_cumsum, gae, td_residuals
 from rlref.algos.ppo import Config as PPOConfig, adapt_beta
 from rlref.algos.trpo import conjugate_gradient, line_search, max_step
 from rlref.distributions import Categorical, DiagGaussian
-from rlref.gradcheck import check_grad, numerical_grad
+from rlref.gradcheck import numerical_grad
+from rlref.homework import expect
+from rlref.homework.testing import exercise
 from rlref.nn import flatten, init_mlp, mlp_backward, mlp_forward, mlp_jvp, unflatten
-from rlref.normalize import rms_merge
-from rlref.value import value_loss_and_grad
 
-exercise = pytest.mark.exercise
+ACTIVATIONS = ("tanh", "identity")
 
 
-def _mlp(rng, activation, batch=5, sizes=(3, 6, 4, 2)):
+def _mlp(seed, activation, batch=5, sizes=(3, 6, 4, 2)):
+    rng = np.random.default_rng(seed)
     params = init_mlp(list(sizes), rng, activation=activation)
     for k in params:
         params[k] = params[k] + 0.3 * rng.standard_normal(params[k].shape)
     return params, rng.standard_normal((batch, sizes[0])), rng.standard_normal((batch, sizes[-1]))
 
 
-@exercise("MLP.2")
-@pytest.mark.parametrize("activation", ["tanh", "identity"])
-def test_mlp_backward_matches_finite_differences(rng, activation):
-    params, x, R = _mlp(rng, activation)
-    check_grad(lambda p: np.sum(mlp_forward(p, x)[0] * R), lambda p: mlp_backward(R, mlp_forward(p, x)[1])[0], params)
-    check_grad(lambda x_: np.sum(mlp_forward(params, x_)[0] * R), lambda x_: mlp_backward(R, mlp_forward(params, x_)[1])[1], x)
+# ------------------------------------------------------------------ MLP.2, MLP.4: backprop and forward mode
+
+def mlp_backward_runs():
+    out = {}
+    for act in ACTIVATIONS:
+        params, x, R = _mlp(1, act)
+        cache = mlp_forward(params, x)[1]
+        grads, dx = mlp_backward(R, cache)
+        out[act] = {"grads": grads, "dx": dx, "without_dx": mlp_backward(R, cache, need_dx=False)}
+    return out
 
 
-@exercise("MLP.4")
-def test_mlp_jvp_matches_finite_differences(rng):
-    params, x, _ = _mlp(rng, "tanh")
-    theta = flatten(params)
-    v, dx, h = rng.standard_normal(theta.size), rng.standard_normal(x.shape), 1e-6
-    out = lambda t, x_: mlp_forward(unflatten(t, params), x_)[0]
-    numeric = (out(theta + h * v, x + h * dx) - out(theta - h * v, x - h * dx)) / (2 * h)
-    got = mlp_jvp(unflatten(v, params), mlp_forward(params, x)[1], dx)
-    assert got.shape == numeric.shape and np.abs(got - numeric).max() < 1e-7, "J v differs from central differences"
-    numeric_p = (out(theta + h * v, x) - out(theta - h * v, x)) / (2 * h)
-    assert np.abs(mlp_jvp(unflatten(v, params), mlp_forward(params, x)[1]) - numeric_p).max() < 1e-7, "dx=None"
+@exercise("MLP.2", mlp_backward_runs)
+def test_mlp_backward_matches_finite_differences(out):
+    for act in ACTIVATIONS:
+        params, x, R = _mlp(1, act)
+        numeric = numerical_grad(lambda p: np.sum(mlp_forward(p, x)[0] * R), params)
+        expect.gradient(f"grads ({act})", out[act]["grads"], numeric)
+        expect.gradient(f"dx ({act})", out[act]["dx"], numerical_grad(lambda x_: np.sum(mlp_forward(params, x_)[0] * R), x))
 
+
+@exercise("MLP.2", mlp_backward_runs)
+def test_mlp_backward_without_dx_returns_the_same_grads_and_no_dx(out):
+    for act in ACTIVATIONS:
+        grads, dx = out[act]["without_dx"]
+        expect.true(dx is None, f"mlp_backward(..., need_dx=False) must return dx = None ({act})")
+        for k, g in out[act]["grads"].items():
+            expect.close(f"grads[{k!r}] with need_dx=False ({act})", grads[k], g, atol=1e-12, rtol=1e-12)
+
+
+def _tangent(seed):
+    params, x, _ = _mlp(seed, "tanh")
+    rng = np.random.default_rng(seed + 100)
+    return params, x, rng.standard_normal(flatten(params).size), rng.standard_normal(x.shape)
+
+
+def mlp_jvp_runs():
+    params, x, v, dx = _tangent(2)
+    cache = mlp_forward(params, x)[1]
+    return {"with_dx": mlp_jvp(unflatten(v, params), cache, dx), "params_only": mlp_jvp(unflatten(v, params), cache)}
+
+
+@exercise("MLP.4", mlp_jvp_runs)
+def test_mlp_jvp_matches_central_differences(out):
+    params, x, v, dx = _tangent(2)
+    theta, h = flatten(params), 1e-6
+    f = lambda t, x_: mlp_forward(unflatten(t, params), x_)[0]
+    along_both = (f(theta + h * v, x + h * dx) - f(theta - h * v, x - h * dx)) / (2 * h)
+    expect.close("J v along (dparams, dx)", out["with_dx"], along_both, atol=1e-7)
+    expect.close("J v along dparams (dx=None)", out["params_only"], (f(theta + h * v, x) - f(theta - h * v, x)) / (2 * h),
+                 atol=1e-7)
+
+
+# ------------------------------------------------------------------ DIST.1-7: scores and derivatives
 
 def _logsoftmax(z):
-    return z - np.log(np.exp(z - z.max(axis=1, keepdims=True)).sum(axis=1, keepdims=True)) - z.max(axis=1, keepdims=True)
+    m = z.max(axis=-1, keepdims=True)
+    return z - m - np.log(np.exp(z - m).sum(axis=-1, keepdims=True))
 
 
-@exercise("DIST.1")
-def test_categorical_score(rng):
-    z, a = rng.standard_normal((6, 4)), rng.integers(4, size=6)
-    got = Categorical(z).dlogp(a)
-    for i in range(6):                                     # d log softmax(z_i)[a_i] / d z_i by differences
-        want = numerical_grad(lambda zi: _logsoftmax(zi[None])[0, a[i]], z[i].copy())
-        assert np.abs(got[i] - want).max() < 1e-8, f"score of sample {i}"
+def _logits(seed, shape=(6, 4)):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal(shape), rng.standard_normal(shape), rng.integers(shape[1], size=shape[0])
 
 
-@exercise("DIST.2")
-def test_categorical_entropy_gradient(rng):
-    z = rng.standard_normal((5, 3))
-    H = lambda zi: -np.sum(np.exp(_logsoftmax(zi[None])) * _logsoftmax(zi[None]))
-    got = Categorical(z).dentropy()
-    for i in range(5):
-        assert np.abs(got[i] - numerical_grad(H, z[i].copy())).max() < 1e-8, f"dH/dz of sample {i}"
+def _per_row(f, z):
+    """Finite differences of a scalar function of one row, for every row of z."""
+    return np.stack([numerical_grad(lambda zi: f(i, zi), z[i].copy()) for i in range(len(z))])
 
 
-@exercise("DIST.3")
-def test_categorical_kl_gradient(rng):
-    zp, zq = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+def categorical_score_runs():
+    z, _, a = _logits(3)
+    return Categorical(z).dlogp(a)
+
+
+@exercise("DIST.1", categorical_score_runs)
+def test_categorical_score_matches_finite_differences(out):
+    z, _, a = _logits(3)
+    expect.close("d log p(a) / d logits", out, _per_row(lambda i, zi: _logsoftmax(zi)[a[i]], z), atol=1e-8)
+
+
+def categorical_entropy_gradient_runs():
+    return Categorical(_logits(4)[0]).dentropy()
+
+
+@exercise("DIST.2", categorical_entropy_gradient_runs)
+def test_categorical_entropy_gradient_matches_finite_differences(out):
+    z = _logits(4)[0]
+    H = lambda i, zi: -np.sum(np.exp(_logsoftmax(zi)) * _logsoftmax(zi))
+    expect.close("dH / d logits", out, _per_row(H, z), atol=1e-8)
+
+
+def categorical_kl_gradient_runs():
+    zp, zq, _ = _logits(5)
+    return {"p_q": Categorical(zp).dkl(Categorical(zq)), "p_p": Categorical(zp).dkl(Categorical(zp))}
+
+
+@exercise("DIST.3", categorical_kl_gradient_runs)
+def test_categorical_kl_gradient_matches_finite_differences(out):
+    zp, zq, _ = _logits(5)
     lp = _logsoftmax(zp)
-    got = Categorical(zp).dkl(Categorical(zq))
-    for i in range(5):
-        kl = lambda q: np.sum(np.exp(lp[i]) * (lp[i] - _logsoftmax(q[None])[0]))
-        assert np.abs(got[i] - numerical_grad(kl, zq[i].copy())).max() < 1e-8, f"dKL/dz_q of sample {i}"
-    assert np.abs(Categorical(zp).dkl(Categorical(zp))).max() < 1e-15, "KL(p || p) has zero gradient"
+    kl = lambda i, q: np.sum(np.exp(lp[i]) * (lp[i] - _logsoftmax(q)))
+    expect.close("d KL(p || q) / d q.logits", out["p_q"], _per_row(kl, zq), atol=1e-8)
+    expect.close("d KL(p || p) / d logits (KL has its minimum there)", out["p_p"], np.zeros(zp.shape), atol=1e-12)
+
+
+def _gaussians(seed, shape=(4, 2)):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(shape) * s for s in (1.0, 0.3, 1.0, 0.3, 1.0)]   # mp, sp, mq, sq, a
 
 
 def _gauss_logp(a, m, s):
     return np.sum(-0.5 * ((a - m) / np.exp(s)) ** 2 - s - 0.5 * np.log(2 * np.pi))
 
 
-@exercise("DIST.5")
-def test_gaussian_score(rng):
-    m, s, a = rng.standard_normal((4, 2)), 0.3 * rng.standard_normal((4, 2)), rng.standard_normal((4, 2))
-    dm, ds = DiagGaussian(m, s).dlogp(a)
-    for i in range(4):
-        assert np.abs(dm[i] - numerical_grad(lambda m_: _gauss_logp(a[i], m_, s[i]), m[i].copy())).max() < 1e-8, "dmean"
-        assert np.abs(ds[i] - numerical_grad(lambda s_: _gauss_logp(a[i], m[i], s_), s[i].copy())).max() < 1e-8, "dlog_std"
+def gaussian_score_runs():
+    mp, sp, _, _, a = _gaussians(6)
+    return DiagGaussian(mp, sp).dlogp(a)
 
 
-@exercise("DIST.7")
-def test_gaussian_kl_gradient(rng):
-    mp, sp = rng.standard_normal((4, 2)), 0.3 * rng.standard_normal((4, 2))
-    mq, sq = rng.standard_normal((4, 2)), 0.3 * rng.standard_normal((4, 2))
-    kl = lambda i, m, s: np.sum(s - sp[i] + (np.exp(2 * sp[i]) + (mp[i] - m) ** 2) / (2 * np.exp(2 * s)) - 0.5)
-    dm, ds = DiagGaussian(mp, sp).dkl(DiagGaussian(mq, sq))
-    for i in range(4):
-        assert np.abs(dm[i] - numerical_grad(lambda m: kl(i, m, sq[i]), mq[i].copy())).max() < 1e-8, "dKL/dmean_q"
-        assert np.abs(ds[i] - numerical_grad(lambda s: kl(i, mq[i], s), sq[i].copy())).max() < 1e-8, "dKL/dlog_std_q"
+@exercise("DIST.5", gaussian_score_runs)
+def test_gaussian_score_matches_finite_differences(out):
+    m, s, _, _, a = _gaussians(6)
+    dmean, dlog_std = out
+    expect.close("d log p / d mean", dmean, _per_row(lambda i, mi: _gauss_logp(a[i], mi, s[i]), m), atol=1e-8)
+    expect.close("d log p / d log_std", dlog_std, _per_row(lambda i, si: _gauss_logp(a[i], m[i], si), s), atol=1e-8)
 
 
-def _rollout(rng, T=12, E=3):
-    r, v, v2 = rng.standard_normal((T, E)), rng.standard_normal((T, E)), rng.standard_normal((T, E))
-    term = (rng.random((T, E)) < 0.15).astype(float)
-    trunc = ((rng.random((T, E)) < 0.15) & (term == 0)).astype(float)
-    return r, v, v2, term, np.maximum(term, trunc)
+def _gauss_kl(mp, sp, mq, sq):
+    return np.sum(sq - sp + (np.exp(2 * sp) + (mp - mq) ** 2) / (2 * np.exp(2 * sq)) - 0.5)
 
 
-def _episode_sum(x, c, dones, bootstrap=None):
-    """sum_k c^k x_{t+k} over the rest of the episode, by brute force (plus c^(T-t) bootstrap at the end)."""
-    T, E = x.shape
-    y = np.zeros((T, E))
-    for e in range(E):
-        for t in range(T):
-            k, total = 0, 0.0
-            while True:
-                total += c ** k * x[t + k, e]
-                if dones[t + k, e]:
-                    break
-                if t + k == T - 1:
-                    total += 0.0 if bootstrap is None else c ** (k + 1) * bootstrap[e]
-                    break
-                k += 1
-            y[t, e] = total
-    return y
+def gaussian_kl_gradient_runs():
+    mp, sp, mq, sq, _ = _gaussians(7)
+    p, q = DiagGaussian(mp, sp), DiagGaussian(mq, sq)
+    return {"p_q": p.dkl(q), "p_p": p.dkl(p)}
 
 
-@exercise("PG.3")
-def test_discount_cumsum_is_the_sum_within_episodes(rng):
-    r, _, _, _, dones = _rollout(rng)
-    b = rng.standard_normal(3)
-    assert np.allclose(discount_cumsum(r, 0.9, dones), _episode_sum(r, 0.9, dones), rtol=0, atol=1e-12), "no bootstrap"
-    assert np.allclose(discount_cumsum(r, 0.9, dones, b), _episode_sum(r, 0.9, dones, b), rtol=0, atol=1e-12), "bootstrap"
+@exercise("DIST.7", gaussian_kl_gradient_runs)
+def test_gaussian_kl_gradient_matches_finite_differences(out):
+    mp, sp, mq, sq, _ = _gaussians(7)
+    dmean, dlog_std = out["p_q"]
+    expect.close("d KL / d q.mean", dmean, _per_row(lambda i, m: _gauss_kl(mp[i], sp[i], m, sq[i]), mq), atol=1e-8)
+    expect.close("d KL / d q.log_std", dlog_std, _per_row(lambda i, s: _gauss_kl(mp[i], sp[i], mq[i], s), sq), atol=1e-8)
+    for name, g in zip(("mean", "log_std"), out["p_p"]):
+        expect.close(f"d KL(p || p) / d {name} (KL has its minimum there)", g, np.zeros(mp.shape), atol=1e-12)
 
 
-@exercise("GAE.1")
-def test_td_residuals(rng):
-    r, v, v2, term, _ = _rollout(rng)
-    want = np.where(term > 0, r - v, r + 0.95 * v2 - v)
-    assert np.allclose(td_residuals(r, v, v2, term, 0.95), want, rtol=0, atol=1e-12), "delta_t (GAE.1)"
+# ------------------------------------------------------------------ PPO.4, TRPO.5, TRPO.8, TRPO.9: step rules
+
+BETA_CASES = ((1.0, 0.01 / 1.5, 1.0), (1.0, np.nextafter(0.01 / 1.5, 0), 0.5), (1.0, 1.5 * 0.01, 1.0),
+              (1.0, np.nextafter(1.5 * 0.01, 1), 2.0), (1.5e-3, 0.0, 1e-3), (800.0, 1.0, 1e3))
 
 
-@exercise("GAE.2")
-@pytest.mark.parametrize("lam", [0.0, 0.7, 1.0])
-def test_gae_is_the_discounted_sum_of_td_residuals(rng, lam):
-    r, v, v2, term, dones = _rollout(rng)
-    gamma = 0.9
-    delta = r + gamma * (1 - term) * v2 - v                # written here, not td_residuals
-    A_hat, R_hat = gae(r, v, v2, term, dones, gamma, lam)
-    assert np.allclose(A_hat, _episode_sum(delta, gamma * lam, dones), rtol=0, atol=1e-12), f"A_hat at lam = {lam}"
-    assert np.allclose(R_hat, A_hat + v, rtol=0, atol=1e-12), "R_hat = A_hat + values"
-
-
-@exercise("NORM.1")
-def test_rms_merge_equals_the_statistics_of_the_union(rng):
-    x, y = rng.standard_normal((7, 3)) + 2.0, 3.0 * rng.standard_normal((11, 3))
-    stats = lambda d: {"mean": d.mean(axis=0), "var": d.var(axis=0), "count": len(d)}
-    m = rms_merge(stats(x), stats(y))
-    both = np.concatenate([x, y])
-    assert m["count"] == 18, "count"
-    assert np.allclose(m["mean"], both.mean(axis=0), rtol=1e-12, atol=1e-12), "mean of the union"
-    assert np.allclose(m["var"], both.var(axis=0), rtol=1e-12, atol=1e-12), "variance of the union (NORM.1)"
-
-
-@exercise("PPO.5")
-def test_value_losses_and_their_derivatives(rng):
-    R_hat, V_old = rng.standard_normal(10), rng.standard_normal(10)
-    v = V_old + np.where(rng.random(10) < 0.5, 1, -1) * rng.uniform(0.05, 0.5, 10)
-    v = np.where(np.abs(np.abs(v - V_old) - 0.2) < 1e-3, v + 0.01, v)   # away from the clip's kinks
-    assert abs(value_loss_and_grad(v, R_hat)[0] - np.mean((v - R_hat) ** 2)) < 1e-12, "L_v (V.1)"
-    clipped = lambda u: np.mean(np.maximum((u - R_hat) ** 2, (V_old + np.clip(u - V_old, -0.2, 0.2) - R_hat) ** 2))
-    assert abs(value_loss_and_grad(v, R_hat, V_old, 0.2)[0] - clipped(v)) < 1e-12, "clipped L_v (PPO.5)"
-    check_grad(lambda u: value_loss_and_grad(u, R_hat)[0], lambda u: value_loss_and_grad(u, R_hat)[1], v.copy())
-    check_grad(clipped, lambda u: value_loss_and_grad(u, R_hat, V_old, 0.2)[1], v.copy())
-
-
-@exercise("PPO.4")
-def test_beta_rule_at_its_boundaries():
+def adapt_beta_runs():
     c = PPOConfig(kl_target=0.01, beta_min=1e-3, beta_max=1e3)
-    lo, hi = 0.01 / 1.5, 1.5 * 0.01
-    for beta, kl, want in [(1.0, lo, 1.0), (1.0, np.nextafter(lo, 0), 0.5), (1.0, hi, 1.0),
-                           (1.0, np.nextafter(hi, 1), 2.0), (1.5e-3, 0.0, 1e-3), (800.0, 1.0, 1e3)]:
-        assert adapt_beta(beta, kl, c) == want, f"beta = {beta}, kl = {kl}: want {want}"
+    return [adapt_beta(beta, kl, c) for beta, kl, _ in BETA_CASES]
 
 
-def _spd(rng, n, cond):
+@exercise("PPO.4", adapt_beta_runs)
+def test_beta_rule_at_its_boundaries(out):
+    expect.true(len(out) == len(BETA_CASES), f"one beta per case: {len(BETA_CASES)} expected, got {len(out)}")
+    for (beta, kl, want), got in zip(BETA_CASES, out):
+        expect.equal(f"beta after beta = {beta}, kl = {kl!r} (kl_target 0.01, band [1e-3, 1e3])", got, want)
+
+
+def _spd(seed, n, cond):
+    rng = np.random.default_rng(seed)
     Q = np.linalg.qr(rng.standard_normal((n, n)))[0]
-    return Q @ np.diag(np.geomspace(1.0, cond, n)) @ Q.T
+    return Q @ np.diag(np.geomspace(1.0, cond, n)) @ Q.T, rng.standard_normal(n)
 
 
-@exercise("TRPO.8")
-def test_conjugate_gradient(rng):
-    A, b = _spd(rng, 12, 50.0), rng.standard_normal(12)
-    x, res, iters = conjugate_gradient(lambda p: A @ p, b, max_iters=40, tol=1e-12)
-    assert np.abs(x - np.linalg.solve(A, b)).max() < 1e-8 * np.abs(x).max(), "x differs from np.linalg.solve"
-    assert res <= 1e-10 and iters <= 40, "residual and iterations"
+def conjugate_gradient_runs():
+    A, b = _spd(11, 12, 50.0)
+    return {"solve": conjugate_gradient(lambda p: A @ p, b, max_iters=40, tol=1e-12),
+            "three_steps": conjugate_gradient(lambda p: A @ p, b, max_iters=3, tol=0.0)[0]}
+
+
+@exercise("TRPO.8", conjugate_gradient_runs)
+def test_conjugate_gradient_solves_and_its_iterates_minimize_over_krylov_spaces(out):
+    A, b = _spd(11, 12, 50.0)
+    x, res, iters = out["solve"]
+    want = np.linalg.solve(A, b)
+    expect.close("x (against np.linalg.solve)", x, want, atol=1e-8 * np.abs(want).max())
+    expect.true(res <= 1e-10 and 1 <= iters <= 40, f"residual {res:.3g} <= 1e-10 after 1..40 iterations, got {iters:g}")
     # after k steps, CG's x minimizes the A-norm error over the Krylov space span(b, A b, ..., A^(k-1) b)
     K = np.linalg.qr(np.stack([np.linalg.matrix_power(A, j) @ b for j in range(3)], axis=1))[0]
     want3 = K @ np.linalg.solve(K.T @ A @ K, K.T @ b)
-    got3 = conjugate_gradient(lambda p: A @ p, b, max_iters=3, tol=0.0)[0]
-    assert np.abs(got3 - want3).max() < 1e-9 * np.abs(want3).max(), "the iterate after 3 steps (the Krylov minimizer)"
+    expect.close("the iterate after 3 steps (the Krylov minimizer)", out["three_steps"], want3, atol=1e-9 * np.abs(want3).max())
 
 
-@exercise("TRPO.5")
-def test_max_step_puts_the_model_kl_on_the_budget(rng):
-    F, x = _spd(rng, 6, 10.0), rng.standard_normal(6)
-    s, kl_model = max_step(x, lambda v: F @ v, 0.02)
-    assert abs(0.5 * s @ F @ s - 0.02) < 1e-12 and abs(kl_model - 0.02) < 1e-12, "1/2 s^T F s = max_kl"
-    assert s @ x > 0 and np.allclose(s, (s @ x) / (x @ x) * x, rtol=1e-12, atol=1e-14), "s is a positive multiple of x"
+def max_step_runs():
+    F, x = _spd(12, 6, 10.0)
+    return max_step(x, lambda v: F @ v, 0.02)
 
 
-@exercise("TRPO.9")
-def test_line_search_takes_the_first_accepted_fraction(rng):
+@exercise("TRPO.5", max_step_runs)
+def test_max_step_puts_the_model_kl_on_the_budget(out):
+    F, x = _spd(12, 6, 10.0)
+    s, kl_model = expect.as_array("s_max", out[0], x.shape), out[1]
+    expect.close("1/2 s^T F s (must equal max_kl)", 0.5 * s @ F @ s, 0.02, atol=1e-12)
+    expect.close("the model's KL returned", kl_model, 0.02, atol=1e-12)
+    expect.true(s @ x > 0, "s_max must point along x, not against it")
+    expect.close("s_max (a multiple of x)", s, (s @ x) / (x @ x) * x, rtol=1e-12, atol=1e-14)
+
+
+def _line_case(seed=13):
+    rng = np.random.default_rng(seed)
     theta_old, step = rng.standard_normal(4), rng.standard_normal(4)
     frac_of = lambda t: float(np.dot(t - theta_old, step) / np.dot(step, step))
-    evaluate = lambda t: (1.0 - (frac_of(t) - 0.3) ** 2, frac_of(t) ** 2)   # L peaks at 0.3, KL = frac^2
-    theta, frac, trials, L, kl = line_search(theta_old, step, 0.9, evaluate, 0.01, 0.5, 10)
-    assert frac == 0.0625 and np.array_equal(theta, theta_old + 0.0625 * step), "first fraction with kl <= 0.01 and L > L_old"
-    assert [t[0] for t in trials] == [1.0, 0.5, 0.25, 0.125, 0.0625] and abs(kl - 0.0625 ** 2) < 1e-15
-    theta, frac, trials, L, kl = line_search(theta_old, step, 2.0, evaluate, 0.01, 0.5, 4)
-    assert theta is theta_old and (frac, L, kl) == (0.0, 2.0, 0.0) and len(trials) == 4, "no fraction accepted"
-    assert line_search(theta_old, step, 0.9, evaluate, 0.01, 0.5, 10, rule="none")[1] == 1.0, "rule none"
-    assert line_search(theta_old, step, 0.9, evaluate, 0.01, 0.5, 10, rule="improve_only")[1] == 0.5, "improve_only"
+    return theta_old, step, lambda t: (1.0 - (frac_of(t) - 0.3) ** 2, frac_of(t) ** 2)   # L peaks at 0.3, KL = frac^2
+
+
+def line_search_runs():
+    theta_old, step, evaluate = _line_case()
+    run = lambda L_old, n, rule="kl_and_improve": line_search(theta_old, step, L_old, evaluate, 0.01, 0.5, n, rule=rule)
+    return {"accepts": run(0.9, 10), "none_accepted": run(2.0, 4), "rule_none": run(0.9, 10, "none"),
+            "improve_only": run(0.9, 10, "improve_only")}
+
+
+@exercise("TRPO.9", line_search_runs)
+def test_line_search_takes_the_first_accepted_fraction(out):
+    theta_old, step, _ = _line_case()
+    theta, frac, trials, L, kl = out["accepts"]
+    expect.equal("frac (the first of 1, 1/2, 1/4, ... with KL <= 0.01 and L > L_old)", frac, 0.0625)
+    expect.close("theta = theta_old + frac full_step", theta, theta_old + 0.0625 * step, atol=1e-15)
+    expect.equal("the fractions tried", [t[0] for t in trials], [1.0, 0.5, 0.25, 0.125, 0.0625])
+    expect.close("the KL returned", kl, 0.0625 ** 2, atol=1e-15)
+    theta, frac, trials, L, kl = out["none_accepted"]
+    expect.equal("theta when no fraction is accepted (theta_old)", theta, theta_old)
+    expect.equal("(frac, L, kl) when no fraction is accepted", [frac, L, kl], [0.0, 2.0, 0.0])
+    expect.equal("the number of fractions tried (max_backtracks)", len(trials), 4)
+    expect.equal("frac with rule 'none' (the full step)", out["rule_none"][1], 1.0)
+    expect.equal("frac with rule 'improve_only' (the KL ignored)", out["improve_only"][1], 0.5)

@@ -1,8 +1,9 @@
-"""The homework scaffolding: student versions, stubs, grading, planted bugs, notebooks.
+"""The homework scaffolding: the table, student versions, stubs, grading honest work, notebooks.
 
-The full student version is generated once per module into a temporary folder; grading runs the
-function exercises (seconds) and notebook 00's exercises (its notebook runs in about 2 s). The other
-student notebooks (about a minute together) run only with RLREF_HOMEWORK_ALL_NOTEBOOKS=1.
+The full student version is made once per module into a temporary folder. Grading runs every
+exercise in the sandbox (a few seconds each batch); the student notebooks run up to their first
+exercise only for notebook 00 unless RLREF_HOMEWORK_ALL_NOTEBOOKS=1 (about a minute for 01-04).
+Attacks on the grader are in test_homework_redteam.py, Gradescope's zip in test_homework_autograder.py.
 """
 import ast
 import hashlib
@@ -17,18 +18,22 @@ import pytest
 from rlref.errors import HomeworkDirectoryError, HomeworkError
 from rlref.homework import stubs
 from rlref.homework.exercises import BY_TAG, EXERCISES, lookup
+from rlref.homework.commands import marked_tests
 from rlref.homework.grade import grade
 from rlref.homework.make import make
+from rlref.homework.trees import Base
 from helpers import ENV, ROOT, cli
+from homework_kit import check_results, cli_in, instructor_checkout, submission, with_reference
 
 FUNCTIONS = [e for e in EXERCISES if not e.is_notebook]
-NB00 = [e.tag for e in EXERCISES if e.path.startswith("notebooks/00_")]
+NB_TAGS = [e.tag for e in EXERCISES if e.is_notebook]
 
 
 @pytest.fixture(scope="module")
 def student(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("hw") / "all")
-    make(out)
+    made = make(out)
+    assert made["record"] is None and not os.path.exists(os.path.join(ROOT, "homework.json"))
     return out
 
 
@@ -61,7 +66,13 @@ def test_list_names_the_tests_of_every_exercise():
     listing = cli("homework", "list")
     assert listing.returncode == 0, listing.stderr
     assert "none!" not in listing.stdout
-    assert "test_exercises_core.py::" in listing.stdout and "test_exercises_algos.py::" in listing.stdout
+    assert "test_exercises_core.py::" in listing.stdout and "hidden/test_hidden_algos.py::" in listing.stdout
+
+
+def test_every_exercise_has_public_tests():
+    tests = marked_tests(os.path.join(ROOT, "tests"))
+    for e in EXERCISES:
+        assert any(not t.startswith("hidden/") for t in tests.get(e.tag, [])), e.tag
 
 
 def test_make_refuses_an_existing_folder(student, tmp_path):
@@ -108,52 +119,155 @@ def test_the_student_version_imports_and_gradcheck_reports_stubs(student):
         assert f"not implemented (Exercise {tag})" in done.stdout, tag
 
 
+def _results(report):
+    return {r["tag"]: r for r in report["exercises"]}
+
+
+def _failures(r):
+    return " | ".join(v["message"] for v in r["tests"] if not v["passed"]) + " | " + r["note"]
+
+
+def test_shipped_tests_hold_no_reference_body(student):
+    """The tests a student version ships check properties; the hidden ones stay behind. (Functions
+    elsewhere that restate an answer are cut with it through the table's also_cut.)"""
+    assert not os.path.exists(os.path.join(student, "tests", "hidden")), "hidden tests shipped"
+    texts = {}
+    for folder, _, names in os.walk(os.path.join(student, "tests")):
+        for n in names:
+            texts[os.path.join(folder, n)] = _read(folder, n)
+    for e in FUNCTIONS:
+        body = stubs.reference_body(_read(ROOT, e.path), e)
+        lines = [line.strip() for line in body.splitlines() if len(line.strip()) > 30 and not line.strip().startswith("#")]
+        for path, text in texts.items():
+            found = [line for line in lines if line in text]
+            assert len(found) < max(2, len(lines) // 2), (e.tag, path, found)
+
+
+def test_make_ships_tracked_files_only_and_records_the_assignment_on_the_instructors_side(tmp_path):
+    repo = instructor_checkout(str(tmp_path / "repo"))
+    git = lambda *a: subprocess.run(["git", "-C", repo, *a], capture_output=True, text=True, check=True)
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "x")
+    with open(os.path.join(repo, "tests", "test_private_answers.py"), "w") as f:
+        f.write("# an untracked file of the instructor's\n")
+    done = cli_in(repo, "homework", "make", "--out", str(tmp_path / "hw"), "--exercises", "GAE.2", "04.1")
+    assert done.returncode == 0, done.stderr
+    assert "tests/test_private_answers.py" in done.stdout and "left out" in done.stdout, done.stdout
+    assert not os.path.exists(tmp_path / "hw" / "tests" / "test_private_answers.py")
+    assert not os.path.exists(tmp_path / "hw" / "tests" / "hidden")
+    with open(tmp_path / "hw" / "homework.json") as f:
+        assert json.load(f)["exercises"] == ["GAE.2", "04.1"]
+    with open(os.path.join(repo, "homework.json")) as f:
+        record = json.load(f)
+    assert record["exercises"] == ["GAE.2", "04.1"] and "rlref/advantages.py" in record["shipped"]
+    assert "tests/hidden/test_hidden_core.py" in record["left_out"] and len(record["made_from"]) == 40
+    # the autograder line, no flag: the assignment is the record's, whatever the submission says
+    sub = submission(str(tmp_path / "hw"), str(tmp_path / "sub"), files={"homework.json": '{"exercises": ["MLP.2"]}'},
+                     tags=["GAE.2", "04.1"])
+    done = cli_in(repo, "homework", "grade", sub, "--json", str(tmp_path / "r.json"))
+    with open(tmp_path / "r.json") as f:
+        data = json.load(f)
+    assert done.returncode == 1 and check_results(data) == 0 and sum(t["max_score"] for t in data["tests"]) == 3
+    assert "lists ['MLP.2']" in data["output"], data["output"]
+
+
+def test_also_cut_stubs_what_restates_an_exercise(tmp_path):
+    from rlref.homework.exercises import Exercise
+    from rlref.homework.make import _edited_files
+    e = Exercise("GAE.2", "rlref/advantages.py:gae", "A_hat", 2, ("PG.3", "GAE.1"), also_cut=("rlref/normalize.py:rms_merge",))
+    edited = _edited_files(ROOT, [e])
+    assert stubs.is_stub(edited["rlref/advantages.py"], e)
+    assert 'raise NotImplementedError("Exercise GAE.2: cut with exercise GAE.2: A_hat")' in edited["rlref/normalize.py"]
+    base = Base(ROOT, [e])
+    assert "def rms_merge(*args, **kwargs):" in base.stubbed["rlref/normalize.py"]
+    assert base.reference["GAE.2"].text.startswith("def gae(")
+
+
 def test_every_stub_fails_its_own_tests_with_its_message(student):
     before = _tree_hash(student)
-    results = grade(student, tags=[e.tag for e in FUNCTIONS])       # the reference (ROOT) grades dependencies
+    results = _results(grade(student, [e.tag for e in FUNCTIONS]))     # graded from this checkout
     assert _tree_hash(student) == before, "grading wrote into the student folder"
-    for r in results:
+    for tag, r in results.items():
         assert r["points"] == 0 and r["total"] > 0 and r["status"] == "fail", r
-        assert r["message"].startswith(f"NotImplementedError: Exercise {r['tag']}:"), r
+        assert f"NotImplementedError: Exercise {tag}:" in _failures(r), r
 
 
 def test_reference_bodies_restored_give_full_points_and_planted_bugs_lose_only_their_own(student, tmp_path):
-    fixed = str(tmp_path / "fixed")
+    fixed, planted_dir = str(tmp_path / "fixed"), str(tmp_path / "planted")
     shutil.copytree(student, fixed)
     for e in FUNCTIONS:
-        restored = stubs.restore_source(_read(fixed, e.path), _read(ROOT, e.path), e)
+        restored = with_reference(_read(fixed, e.path), e.tag)
         with open(os.path.join(fixed, e.path), "w", encoding="utf-8") as f:
             f.write(restored)
-    tags = [e.tag for e in FUNCTIONS]
-    results = grade(fixed, tags=tags)
-    assert all(r["points"] == r["max_points"] for r in results), [r for r in results if r["points"] < r["max_points"]]
+    shutil.copytree(fixed, planted_dir)
     planted = {"GAE.2": ("rlref/advantages.py", "discount_cumsum(delta, gamma * lam, dones)", "discount_cumsum(delta, lam, dones)"),
                "DIST.1": ("rlref/distributions.py", "dlogits[np.arange(len(a)), a] += 1.0\n        return dlogits",
                           "dlogits[np.arange(len(a)), a] += 1.0\n        return 1.001 * dlogits"),
                "TRPO.8": ("rlref/algos/trpo.py", "p = r + (rr_new / rr) * p", "p = r + (rr / rr_new) * p"),
                "MLP.4": ("rlref/nn.py", "dz = dz + dh @ params[f\"W{k}\"]", "dz = dz + dh @ params[f\"W{k}\"] * 1.001")}
     for tag, (rel, old, new) in planted.items():
-        text = _read(fixed, rel)
+        text = _read(planted_dir, rel)
         assert text.count(old) == 1, (tag, old)
-        with open(os.path.join(fixed, rel), "w", encoding="utf-8") as f:
+        with open(os.path.join(planted_dir, rel), "w", encoding="utf-8") as f:
             f.write(text.replace(old, new))
-    results = {r["tag"]: r for r in grade(fixed, tags=tags)}
-    lost = {t for t, r in results.items() if r["points"] < r["max_points"]}
-    assert lost == set(planted), {t: results[t]["message"] for t in lost}
-    assert results["PG.4"]["message"].startswith("graded with the reference DIST.1"), results["PG.4"]
-    # the student's own run has no reference: dependents of the broken score wait instead of failing
+    tags = [e.tag for e in FUNCTIONS]
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(2) as pool:
+        right, wrong = pool.map(lambda d: _results(grade(d, tags)), [fixed, planted_dir])
+    assert all(r["status"] == "pass" for r in right.values()), {t: _failures(r) for t, r in right.items() if r["points"] == 0}
+    lost = {t for t, r in wrong.items() if r["points"] < r["max_points"]}
+    assert lost == set(planted), {t: _failures(wrong[t]) for t in lost}
+    assert wrong["PG.4"]["note"].startswith("graded with the reference DIST.1"), wrong["PG.4"]
+    assert "element" in _failures(wrong["DIST.1"]), _failures(wrong["DIST.1"])
+    # the student's own run has no reference: dependents of the broken exercise wait instead of failing
     done = subprocess.run([sys.executable, "-m", "rlref", "homework", "grade", "--exercises", "DIST.1", "PG.4", "GAE.1",
-                           "--json", str(tmp_path / "results.json")], cwd=fixed, env=dict(ENV, PYTHONPATH=fixed),
-                          capture_output=True, text=True)
+                           "--json", str(tmp_path / "results.json")], cwd=planted_dir,
+                          env=dict(ENV, PYTHONPATH=planted_dir), capture_output=True, text=True)
     assert done.returncode == 1, done.stderr
     lines = {line.split()[0]: line for line in done.stdout.splitlines() if line.split()}
     assert "waiting for DIST.1" in lines["PG.4"] and "fail" in lines["DIST.1"] and "pass" in lines["GAE.1"], done.stdout
+    assert "rerun: python -m rlref homework grade --test test_exercises_core.py::" in done.stdout
     with open(tmp_path / "results.json") as f:
-        gs = json.load(f)
-    assert gs["score"] == BY_TAG["GAE.1"].points and len(gs["tests"]) == 3
-    for t in gs["tests"]:
-        assert set(t) >= {"name", "score", "max_score", "output"} and isinstance(t["output"], str)
-        assert isinstance(t["score"], (int, float)) and isinstance(t["max_score"], (int, float))
+        assert check_results(json.load(f)) == BY_TAG["GAE.1"].points
+
+
+def test_submissions_as_students_upload_them(student, tmp_path):
+    right = [("rlref/advantages.py", lambda t: with_reference(t, "GAE.1"))]
+    folder = submission(student, str(tmp_path / "folder"), right, tags=["GAE.1"])
+    layouts = {"folder": folder, "zip": submission(student, str(tmp_path / "z"), right, layout="zip", tags=["GAE.1"])}
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    shutil.copy(os.path.join(folder, "rlref", "advantages.py"), flat / "advantages.py")
+    layouts["changed file only"] = str(flat)
+    nested = tmp_path / "nested"
+    nested.mkdir()
+    shutil.copy(layouts["zip"], nested / "upload.zip")
+    layouts["a folder holding the zip"] = str(nested)
+    for name, path in layouts.items():
+        report = grade(path, ["GAE.1"])
+        assert report["exercises"][0]["status"] == "pass", (name, _failures(report["exercises"][0]))
+    twice = tmp_path / "twice"
+    shutil.copytree(flat, twice / "a")
+    shutil.copytree(flat, twice / "b")
+    r = grade(str(twice), ["GAE.1"])["exercises"][0]
+    assert r["points"] == 0 and "2 files that could be rlref/advantages.py" in _failures(r)
+
+
+def test_grade_without_an_assignment_writes_results_and_says_why(tmp_path):
+    bare = instructor_checkout(str(tmp_path / "bare"))
+    done = cli_in(bare, "homework", "grade", bare, "--json", str(tmp_path / "r.json"))
+    assert done.returncode == 2 and "no assignment" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    with open(tmp_path / "r.json") as f:
+        data = json.load(f)
+    assert check_results(data) == 0 and "no assignment" in data["output"]
+
+
+def test_one_test_reruns_alone(student):
+    tid = "test_exercises_returns.py::test_td_residuals_on_a_case_worked_by_hand"
+    report = grade(student, ["GAE.1", "DIST.1"], only=tid)
+    assert [r["tag"] for r in report["exercises"]] == ["GAE.1"]
+    assert [v["id"] for v in report["exercises"][0]["tests"]] == [tid]
 
 
 def test_student_notebooks_follow_nbgrader(student):
@@ -175,8 +289,10 @@ def test_student_notebooks_follow_nbgrader(student):
 
 
 def test_notebook_exercises_grade_zero_on_stubs_and_full_on_the_reference(student):
-    assert all(r["points"] == 0 and "NotImplementedError" in r["message"] for r in grade(student, tags=NB00))
-    assert all(r["points"] == r["max_points"] for r in grade(ROOT, tags=NB00))
+    zero = grade(student, NB_TAGS)["exercises"]
+    assert all(r["points"] == 0 and "NotImplementedError" in _failures(r) for r in zero), zero
+    full = grade(ROOT, NB_TAGS)["exercises"]                        # this checkout grading its own notebooks
+    assert all(r["status"] == "pass" for r in full), [_failures(r) for r in full]
 
 
 def _errors_before_first_exercise(path):

@@ -10,14 +10,20 @@ Each entry of EXERCISES says what the student writes and how it is graded:
   notebook, ``"notebooks/04_ppo.ipynb"``, whose solution cells tagged with this exercise it clears.
 - ``todo``: one line of what to compute; the stub's message is ``"Exercise TAG: " + todo``.
 - ``points``: what passing all of the exercise's tests is worth (all or nothing).
-- ``deps``: the exercises whose code this exercise's tests run. When one of them fails, the grader
-  reports this exercise as "waiting for TAG" rather than charging the same bug twice; with a
-  reference copy at hand it grades this exercise against the reference dependency instead.
+- ``deps``: the exercises whose code this exercise's tests run. When one of them fails too, the
+  grader grades this exercise again with the reference dependency (from the instructor's
+  checkout), so that one bug is charged once; a student grading their own folder, who has no
+  reference, sees "waiting for TAG".
+- ``setup`` (notebook exercises): what of the instructor's notebook runs before the student's
+  solution cells, ``"imports"`` (its import statements) or ``"cells"`` (every code cell before the
+  exercise; rlref/homework/notebooks.py).
+- ``also_cut``: ``"path:qualname"`` of functions elsewhere that restate this exercise's answer; the
+  student version and the grader's trees stub them together with the exercise.
 
-The tests that grade an exercise are the tests in ``tests/`` marked ``@pytest.mark.exercise("TAG")``
-(``tests/test_exercises_core.py``, ``tests/test_exercises_algos.py``, and for notebook exercises
-``tests/test_exercises_notebooks.py``, which runs the notebook's check cells). Adding an exercise is
-one entry here plus its marked tests.
+The tests that grade an exercise are the functions decorated ``@exercise("TAG", probe)``
+(rlref/homework/testing.py): public ones in ``tests/test_exercises_core.py``, ``..._algos.py`` and
+``..._notebooks.py``, shipped with every student version, and hidden ones in ``tests/hidden/``, kept
+by the instructor. Adding an exercise, a notebook one too, is one entry here plus its tests.
 """
 from dataclasses import dataclass
 
@@ -31,6 +37,8 @@ class Exercise:
     todo: str
     points: int
     deps: tuple = ()
+    setup: str = "imports"
+    also_cut: tuple = ()
 
     @property
     def is_notebook(self):
@@ -99,6 +107,10 @@ del E
 BY_TAG = {e.tag: e for e in EXERCISES}
 if len(BY_TAG) != len(EXERCISES):
     raise RuntimeError("two exercises share a tag")
+for _e in EXERCISES:
+    if _e.setup not in ("imports", "cells") or not all(".py:" in t for t in _e.also_cut):
+        raise RuntimeError(f"exercise {_e.tag}: setup must be 'imports' or 'cells', also_cut entries 'path.py:qualname'")
+del _e
 
 
 def lookup(tags):

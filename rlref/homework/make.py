@@ -1,22 +1,29 @@
 """`homework make`: a complete, runnable copy of the project in which the chosen exercises are stubs.
 
-The copy holds the files of the project: those git tracks when the source is a git checkout (so
-untracked runs and caches stay behind), otherwise every file except virtualenvs, run directories,
-caches and .git. It also gets ``homework.json``, the exercises assigned (what ``homework grade``
-grades by default, and their points). The source is never modified; the destination must not exist.
+The copy holds the files git tracks (in a checkout that is not a git repository: every file but
+virtualenvs, run directories, caches and .git), minus what stays with the instructor: the hidden
+tests (tests/hidden/) and the assignment record (homework.json). ``make`` says what it left out:
+untracked files by name, ignored ones by count. Every assigned function, and every function the
+table cuts with it (``also_cut``), becomes a stub (rlref/homework/stubs.py); every assigned notebook
+exercise's solution regions are cleared, nbgrader style. The copy gets ``homework.json``, the
+assignment, and with ``record=True`` (the command line) the source checkout gets the instructor's
+record of it (rlref/homework/assignment.py), which ``homework grade`` grades by. The destination
+must not exist; the source is never modified otherwise.
 """
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 
 from rlref.errors import HomeworkDirectoryError, HomeworkError
-from rlref.homework.exercises import EXERCISES, lookup
+from rlref.homework import assignment
+from rlref.homework.exercises import EXERCISES, Exercise, lookup
 from rlref.homework.stubs import stub_source, student_notebook
 
 SKIP_DIRS = {".git", ".venv", "venv", "runs", "__pycache__", ".pytest_cache", ".ipynb_checkpoints",
              "build", "dist"}
-MANIFEST = "homework.json"
+INSTRUCTOR_ONLY = ("tests/hidden/", assignment.MANIFEST)
 
 
 def project_root():
@@ -24,24 +31,33 @@ def project_root():
     return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def _git(root, *args):
+    done = subprocess.run(["git", "-C", root, "ls-files", "-z", *args], capture_output=True, text=True)
+    return None if done.returncode != 0 else [p for p in done.stdout.split("\0") if p]
+
+
 def project_files(root):
-    """Relative paths of the project's files: what git tracks or would track (not ignored), or a
-    walk without SKIP_DIRS when the project is not a git checkout."""
-    if os.path.isdir(os.path.join(root, ".git")) or os.path.isfile(os.path.join(root, ".git")):
-        done = subprocess.run(["git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard"], capture_output=True, text=True)
-        if done.returncode == 0:
-            return [p for p in done.stdout.split("\0") if p and os.path.isfile(os.path.join(root, p))]
-    files = []
-    for folder, dirs, names in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.endswith(".egg-info"))
-        files += [os.path.relpath(os.path.join(folder, n), root) for n in sorted(names)
-                  if not n.endswith((".pyc", ".pyo"))]
-    return files
+    """(files to ship, files left out): git's tracked files, or a walk without SKIP_DIRS, minus
+    INSTRUCTOR_ONLY; left out lists untracked files by name and counts ignored ones."""
+    tracked = _git(root, "--cached") if os.path.exists(os.path.join(root, ".git")) else None
+    if tracked is not None:
+        files = [p for p in tracked if os.path.isfile(os.path.join(root, p))]
+        untracked = _git(root, "--others", "--exclude-standard") or []
+        ignored = _git(root, "--others", "--ignored", "--exclude-standard") or []
+        left = sorted(untracked) + ([f"({len(ignored)} files git ignores: virtualenvs, caches, runs)"] if ignored else [])
+    else:
+        files, left = [], [f"(folders {', '.join(sorted(SKIP_DIRS))}: not a git checkout, so not by name)"]
+        for folder, dirs, names in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.endswith(".egg-info"))
+            files += [os.path.relpath(os.path.join(folder, n), root) for n in sorted(names)
+                      if not n.endswith((".pyc", ".pyo"))]
+    mine = [p for p in files if p.startswith(INSTRUCTOR_ONLY[0]) or p == INSTRUCTOR_ONLY[1]]
+    return [p for p in files if p not in mine], mine + left
 
 
-def make(out, tags=None, source=None):
-    """Write the student version of `source` (default: this project) into `out`, with the exercises
-    `tags` (None: all of them) stubbed. Returns the exercises assigned."""
+def make(out, tags=None, source=None, record=False):
+    """Write the student version of `source` (default: this project) into `out` with the exercises
+    `tags` (None: all) stubbed. Returns {"exercises", "shipped", "left_out", "record"}."""
     source = os.path.abspath(source or project_root())
     exercises = list(EXERCISES) if tags is None else lookup(tags)
     if not exercises:
@@ -49,14 +65,14 @@ def make(out, tags=None, source=None):
     if os.path.lexists(out):
         raise HomeworkDirectoryError(f"--out {out} already exists; homework make writes only into a new "
                                      f"folder (remove it or choose another name)")
-    files = project_files(source)
-    wanted = {e.path for e in exercises}
-    missing = sorted(wanted - set(files))
+    files, left_out = project_files(source)
+    missing = sorted({e.path for e in exercises} - set(files))
     if missing:
-        raise HomeworkError(f"{source} is not a complete rlref project: missing {missing}")
+        raise HomeworkError(f"{source} is not a complete rlref project: missing {missing} (or not tracked by git)")
     edited = _edited_files(source, exercises)
     out = os.path.abspath(out)
     os.makedirs(out)
+    shipped = {}
     for rel in files:
         dest = os.path.join(out, rel)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
@@ -65,35 +81,37 @@ def make(out, tags=None, source=None):
                 f.write(edited[rel])
         else:
             shutil.copy2(os.path.join(source, rel), dest)
-    with open(os.path.join(out, MANIFEST), "w") as f:
-        json.dump({"exercises": [e.tag for e in exercises],
-                   "points": {e.tag: e.points for e in exercises}}, f, indent=1)
-        f.write("\n")
-    return exercises
+        with open(dest, "rb") as f:
+            shipped[rel] = hashlib.sha256(f.read()).hexdigest()
+    assignment.write(os.path.join(out, assignment.MANIFEST), assignment.student_copy(exercises))
+    path = os.path.join(source, assignment.MANIFEST) if record else None
+    if record:
+        assignment.write(path, assignment.record(exercises, out, shipped, left_out, source))
+    return {"exercises": exercises, "shipped": sorted(shipped), "left_out": left_out, "record": path}
+
+
+def cuts(exercise):
+    """The table entries stubbed for an exercise: itself (a function) and what it cuts with it."""
+    own = [exercise] if not exercise.is_notebook else []
+    return own + [Exercise(exercise.tag, target, f"cut with exercise {exercise.tag}: {exercise.todo}", 0)
+                  for target in exercise.also_cut]
 
 
 def _edited_files(source, exercises):
     """{relative path: new text} for every file an exercise changes (all stubs of a file together)."""
     edited = {}
-    for e in exercises:
-        if e.path not in edited:
-            with open(os.path.join(source, e.path), encoding="utf-8", newline="") as f:
-                edited[e.path] = f.read()
+    cut = [c for e in exercises for c in cuts(e)] + [e for e in exercises if e.is_notebook]
+    for c in cut:
+        if c.path not in edited:
+            with open(os.path.join(source, c.path), encoding="utf-8", newline="") as f:
+                edited[c.path] = f.read()
     for path in edited:
-        mine = [e for e in exercises if e.path == path]
         if path.endswith(".ipynb"):
+            mine = [e for e in exercises if e.path == path and e.is_notebook]
             nb = student_notebook(json.loads(edited[path]), mine, path)
             edited[path] = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
         else:
-            for e in mine:
-                edited[path] = stub_source(edited[path], e)
+            for c in cut:
+                if c.path == path:
+                    edited[path] = stub_source(edited[path], c)
     return edited
-
-
-def assigned(root):
-    """The exercises of a student folder's homework.json (all of them when it has none)."""
-    manifest = os.path.join(root, MANIFEST)
-    if not os.path.isfile(manifest):
-        return list(EXERCISES)
-    with open(manifest) as f:
-        return lookup(json.load(f)["exercises"])
