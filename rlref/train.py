@@ -2,8 +2,8 @@
 
 An algorithm module provides ``Config`` (a TrainConfig dataclass), ``ROLLOUT`` ("steps": T steps
 of E envs per iteration; "episodes": E whole episodes), ``init_agent(config, obs_dim, act_dim,
-gaussian, rng)`` and ``update(agent, batch, config, rng, progress) -> (agent, diagnostics)``, where
-progress in [0, 1) is the fraction of the step budget already used (for annealing). This file does
+gaussian, rng)`` and ``update(agent, batch, config, rng, budget_used) -> (agent, diagnostics)``,
+where budget_used in [0, 1) is the fraction of the step budget already spent (for annealing). This file does
 the rest: generators, envs, the loop, resuming, evaluation; rlref/runstate.py keeps the run
 directory (README.md, "Run directories") and what a checkpoint needs for --resume.
 
@@ -237,7 +237,7 @@ def _train(algo, module, workers, config, out_dir, quiet, overwrite, resumed=Non
                     if solved is None and threshold is not None and len(window) == WINDOW \
                             and np.mean(window) >= threshold:
                         solved = (steps, wall0 + time.perf_counter() - t0)
-                new_agent, diag = module.update(agent, batch, config, rngs["update"], progress=progress, **extra)
+                new_agent, diag = module.update(agent, batch, config, rngs["update"], budget_used=progress, **extra)
                 _finite_agent(new_agent)
                 agent, iteration, episodes = new_agent, iteration + 1, episodes + len(returns)
                 if not root:

@@ -137,11 +137,11 @@ def check_training(plant):
     record = {"hashes": [], "valid": 0, "episodes": 0}
     real_update = dppo.update
 
-    def update(agent, batch, config, rng, progress=0.0, workers=None):
+    def update(agent, batch, config, rng, budget_used=0.0, workers=None):
         record.setdefault("first_batch", hashlib.sha256(batch.obs.tobytes()).hexdigest())
         record["valid"] += int(batch.valid.sum())
         record["episodes"] += len(batch.episode_returns)
-        new, diag = real_update(agent, batch, config, rng, progress, workers)
+        new, diag = real_update(agent, batch, config, rng, budget_used, workers)
         parts = [theta_of(new), new["opt"]["m"], new["opt"]["v"], np.atleast_1d(new["state"]["beta"]),
                  workers.shared["obs_rms"]["mean"], workers.shared["obs_rms"]["var"], workers.shared["ret_rms"]["var"]]
         record["hashes"].append(hashlib.sha256(b"".join(np.asarray(p, float).tobytes() for p in parts)).hexdigest())
@@ -190,10 +190,10 @@ def fail_on_rank_1():
     from rlref.errors import NonFiniteError
     real_update = dppo.update
 
-    def update(agent, batch, config, rng, progress=0.0, workers=None):
+    def update(agent, batch, config, rng, budget_used=0.0, workers=None):
         if workers.rank == 1 and int(agent["state"]["updates"]) == 5:
             raise NonFiniteError("planted on rank 1")
-        return real_update(agent, batch, config, rng, progress, workers)
+        return real_update(agent, batch, config, rng, budget_used, workers)
 
     dppo.update = update
     out = COMM.bcast(tempfile.mkdtemp(prefix="rlref-mpi-abort-") if RANK == 0 else None, root=0)

@@ -261,11 +261,11 @@ def test_update_on_a_cartpole_batch(rng):
 def test_annealed_radius(rng):
     agent, batch = cartpole_batch(rng)
     config = trpo.Config(max_kl=0.04)
-    _, diag = trpo.update(agent, batch, config, np.random.default_rng(1), progress=0.75)
+    _, diag = trpo.update(agent, batch, config, np.random.default_rng(1), budget_used=0.75)
     assert diag["max_kl"] == 0.01 and diag["kl"] <= 0.01
     assert diag["kl_model"] == pytest.approx(0.01, rel=1e-12)                   # (TRPO.5) with the annealed radius
     _, fixed = trpo.update(agent, batch, trpo.Config(max_kl=0.04, anneal_kl=False), np.random.default_rng(1),
-                           progress=0.75)
+                           budget_used=0.75)
     assert fixed["max_kl"] == 0.04 and fixed["kl_model"] == pytest.approx(0.04, rel=1e-12)
 
 

@@ -102,7 +102,7 @@ def loss_and_grad(policy, value, obs, actions, A_hat, R_hat, config):
     return float(loss), (grads_pi, grads_v), {**{k: float(v) for k, v in parts.items()}, "dist": dist}
 
 
-def update(agent, batch, config, rng, progress=0.0):
+def update(agent, batch, config, rng, budget_used=0.0):
     s = batch_samples(batch, agent["value"], config.gamma, config.lam,
                       n=config.n if config.advantage == "nstep" else None)    # Step 2 (GAE.2) / (AC.2)
     obs, A_hat = s["obs"], s["A_hat"]
@@ -119,7 +119,7 @@ def update(agent, batch, config, rng, progress=0.0):
     # would still move every weight by ~lr per step (it divides by the gradient's own scale) and
     # the policy drifts until it falls. eps = 1e-4 (not 1e-8) scales down steps whose gradients
     # are that small: 29 of 30 calibration seeds then evaluate >= 475, against 24 of 30 with 1e-5.
-    lr = config.lr * (1.0 - progress) if config.anneal_lr else config.lr
+    lr = config.lr * (1.0 - budget_used) if config.anneal_lr else config.lr
     theta, opt = adam_step(np.concatenate([flatten(policy), flatten(value)]), grad, agent["opt"],
                            lr, eps=config.adam_eps, check=False)          # (OPT.2)
     P = sum(v.size for v in policy.values())

@@ -313,14 +313,14 @@ def _reducer(workers, config):
     return lambda x: workers.mean(x) if x.size > 1 else x
 
 
-def update(agent, batch, config, rng, progress=0.0, workers=None):
+def update(agent, batch, config, rng, budget_used=0.0, workers=None):
     workers = workers or Workers()
     samples = advantages(batch, agent["value"], config)                         # Step 2
     samples = equal_share(samples, workers, rng)
     if config.normalize_adv == "batch":
         samples["A_hat"] = standardize_global(samples["A_hat"], workers)        # (DPPO.2)
     dist_old, _ = policy_forward(agent["policy"], samples["obs"], check=False)
-    lr = config.lr * (1.0 - progress) if config.anneal_lr else config.lr
+    lr = config.lr * (1.0 - budget_used) if config.anneal_lr else config.lr
     beta = float(agent["state"]["beta"])
     theta, opt, losses, stopped = ppo.run_epochs(agent, samples, dist_old, config, rng, lr, beta,
                                                  reduce=_reducer(workers, config))   # Step 3 (DPPO.1)

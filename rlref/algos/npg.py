@@ -270,12 +270,12 @@ def natural_step(policy, obs, actions, A_hat, config, route="auto", max_kl=None)
     return new_policy, diag
 
 
-def update(agent, batch, config, rng, progress=0.0):
+def update(agent, batch, config, rng, budget_used=0.0):
     s = batch_samples(batch, agent["value"], config.gamma, config.lam)                 # Step 2 (GAE.2)
     # NOTE (implementation detail): a fixed KL budget moves the policy by max_kl every iteration,
     # however small the gradient; decaying it to 0 over the budget (as A2C decays its learning rate,
     # Mnih et al. 2016) lets the final policy settle.
-    max_kl = config.max_kl * (1.0 - progress) if config.anneal_kl else config.max_kl
+    max_kl = config.max_kl * (1.0 - budget_used) if config.anneal_kl else config.max_kl
     policy, diag = natural_step(agent["policy"], s["obs"], s["actions"], s["A_hat"], config,
                                 max_kl=max_kl)                                         # Steps 3-6
     agent, diag["loss_v"] = fit_value({**agent, "policy": policy}, s["obs"], s["R_hat"],

@@ -254,12 +254,12 @@ def run_epochs(agent, samples, dist_old, config, rng, lr, beta, reduce=None):
     return theta, opt, losses, False
 
 
-def update(agent, batch, config, rng, progress=0.0):
+def update(agent, batch, config, rng, budget_used=0.0):
     samples = batch_samples(batch, agent["value"], config.gamma, config.lam)      # Step 2 (GAE.2)
     if config.normalize_adv == "batch":
         samples["A_hat"] = standardize(samples["A_hat"])
     dist_old, _ = policy_forward(agent["policy"], samples["obs"], check=False)
-    lr = config.lr * (1.0 - progress) if config.anneal_lr else config.lr
+    lr = config.lr * (1.0 - budget_used) if config.anneal_lr else config.lr
     beta = float(agent["state"]["beta"])
     theta, opt, losses, stopped = run_epochs(agent, samples, dist_old, config, rng, lr, beta)  # Step 3
     P = sum(v.size for v in agent["policy"].values())

@@ -303,7 +303,7 @@ def fit_value_epochs(value, opt, obs, R_hat, config, rng):
     return value, opt, losses[0]
 
 
-def update(agent, batch, config, rng, progress=0.0):
+def update(agent, batch, config, rng, budget_used=0.0):
     s = batch_samples(batch, agent["value"], config.gamma, config.lam)  # Step 1 (GAE.2)
     A_hat = s["A_hat"]
     if config.normalize_adv:
@@ -311,7 +311,7 @@ def update(agent, batch, config, rng, progress=0.0):
     # NOTE (implementation detail): like the learning-rate decay of rlref's A2C (Mnih et al. 2016),
     # a radius decaying to 0 over the budget lets the policy settle instead of taking full-size
     # steps on the noise of advantages that have become uninformative (a solved CartPole).
-    max_kl = config.max_kl * (1.0 - progress) if config.anneal_kl else config.max_kl
+    max_kl = config.max_kl * (1.0 - budget_used) if config.anneal_kl else config.max_kl
     policy, info = trpo_step(agent["policy"], s["obs"], s["actions"], A_hat, config, rng, max_kl=max_kl)
     value, opt_v, loss_v = fit_value_epochs(agent["value"], agent["opt_v"], s["obs"], s["R_hat"], config,
                                             rng)                       # Step 5 (V.1)
