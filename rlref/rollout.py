@@ -190,7 +190,7 @@ class Batch:
     def dones(self):
         return np.maximum(self.terminated, self.truncated)
 
-    def flat(self, x):
+    def samples_of(self, x):
         """The valid entries of a (T, E, ...) array as one (N, ...) batch of samples."""
         return x[self.valid]
 

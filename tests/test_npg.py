@@ -307,7 +307,7 @@ def check_update_logs_exact_kl():
         batch = collect(start(envs, 0), agent["policy"], config.n_steps, rng)
         envs.close()
         new, diag = npg.update(agent, batch, config, rng)
-        obs = batch.flat(batch.obs[:-1])
+        obs = batch.samples_of(batch.obs[:-1])
         kl = policy_forward(agent["policy"], obs)[0].kl(policy_forward(new["policy"], obs)[0]).mean()
         assert diag["kl"] == kl and abs(diag["kl_model"] / config.max_kl - 1) < 1e-12
         assert 0.5 * config.max_kl < diag["kl"] < 2 * config.max_kl, (env_id, diag)

@@ -249,7 +249,7 @@ def test_update_on_a_cartpole_batch(rng):
     for key in ("kl", "surrogate_gain", "expected_gain", "step_frac", "line_search_failed", "cg_residual",
                 "loss_v", "entropy"):
         assert isinstance(diag[key], float), key
-    obs = batch.flat(batch.obs[:-1])
+    obs = batch.samples_of(batch.obs[:-1])
     assert diag["kl"] == mean_kl(agent["policy"], new_agent["policy"], obs) and 0 < diag["kl"] <= 0.01
     assert diag["surrogate_gain"] > 0 and diag["cg_residual"] < 1.0
     assert new_agent["opt_v"]["t"] == config.v_epochs * -(-len(obs) // config.v_minibatch)

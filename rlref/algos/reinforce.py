@@ -88,7 +88,7 @@ def weights(agent, batch, config):
     s = batch_samples(batch, agent.get("value"), config.gamma, lam=1.0)
     w = s["A_hat"]
     if config.variant == "total":                                               # (PG.2)
-        w = batch.flat(total_return(batch.rewards, batch.dones, config.gamma)) - s["V_old"]
+        w = batch.samples_of(total_return(batch.rewards, batch.dones, config.gamma)) - s["V_old"]
     if config.baseline == "mean":                                               # (PG.5)
         w = w - w.mean()
     return {**s, "w": w}
