@@ -24,7 +24,7 @@ import gymnasium as gym
 import numpy as np
 
 from rlref.errors import ConfigError, MissingDependencyError, NonFiniteError, UnsupportedSpaceError
-from rlref.normalize import normalize_obs, rms_init, rms_update, scale_rewards
+from rlref.normalize import rms_init, rms_normalize, rms_update, scale_rewards
 from rlref.policy import policy_forward
 
 # NOTE on checks: observations and rewards enter rlref here, so this is where they are checked
@@ -161,7 +161,7 @@ def _observe(obs_rms, raw, obs_clip):
     if obs_rms is None:
         return raw, None
     obs_rms = rms_update(obs_rms, raw)
-    return normalize_obs(obs_rms, raw, obs_clip), obs_rms
+    return rms_normalize(obs_rms, raw, obs_clip), obs_rms
 
 
 def _finite_obs(obs, step, what="observation"):

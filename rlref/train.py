@@ -30,7 +30,7 @@ import numpy as np
 from rlref import __version__, checkpoint, runstate
 from rlref.algos import ALGOS
 from rlref.errors import CheckpointError, NonFiniteError, RunDirectoryError, require_choice
-from rlref.normalize import normalize_obs
+from rlref.normalize import rms_normalize
 from rlref.policy import policy_forward
 from rlref.rollout import check_spaces, collect, make_envs, normalizer_parts, start_collector
 
@@ -109,7 +109,7 @@ class TrainedPolicy:
             raise ValueError(f"obs must have shape ({D},) or (N, {D}) for this policy (trained on "
                              f"{getattr(self.config, 'env', 'an env')} observations), got {obs.shape}")
         if self.obs_rms is not None:
-            x = normalize_obs(self.obs_rms, x, self.obs_clip)          # frozen statistics (NORM.2)
+            x = rms_normalize(self.obs_rms, x, self.obs_clip)          # frozen statistics (NORM.2)
         dist, _ = policy_forward(self.policy, x)
         a = dist.mode() if deterministic else dist.sample(rng if rng is not None else np.random.default_rng())
         if self.bounds is not None:

@@ -4,7 +4,7 @@ statistics saved in the checkpoint and used frozen at evaluation."""
 import numpy as np
 
 from rlref import checkpoint
-from rlref.normalize import normalize_obs, rms_init, rms_merge, rms_update, scale_rewards
+from rlref.normalize import rms_init, rms_merge, rms_normalize, rms_update, scale_rewards
 
 
 def stats_of(x):
@@ -42,9 +42,9 @@ def test_one_sample_update_is_bitwise_the_batch_formula(rng):
             assert np.array_equal(fast[key], general[key]) and np.shape(fast[key]) == np.shape(general[key]), key
 
 
-def test_normalize_obs_standardizes_and_clips():
+def test_rms_normalize_standardizes_and_clips():
     stats = {"mean": np.array([1.0, -2.0]), "var": np.array([4.0, 0.25]), "count": 10.0}
-    out = normalize_obs(stats, np.array([[3.0, -2.5], [1.0, 100.0]]), obs_clip=5.0)
+    out = rms_normalize(stats, np.array([[3.0, -2.5], [1.0, 100.0]]), obs_clip=5.0)
     np.testing.assert_allclose(out, [[1.0, -1.0], [0.0, 5.0]], rtol=1e-7)  # var + 1e-8
 
 

@@ -257,11 +257,11 @@ def test_load_act_matches_evaluate(env, algo, tmp_path):
         got += np.where(finished, 0.0, r)
         finished |= term | trunc
     assert np.allclose(got, want, rtol=0, atol=1e-9), (got, want)
-    from rlref.normalize import normalize_obs
+    from rlref.normalize import rms_normalize
     from rlref.policy import policy_forward
     x = np.asarray(obs, dtype=np.float64)                              # what act must compute, by hand
     if policy.obs_rms is not None:
-        x = normalize_obs(policy.obs_rms, x, policy.config.obs_clip)
+        x = rms_normalize(policy.obs_rms, x, policy.config.obs_clip)
     want_a = policy_forward(policy.policy, x)[0].mode()
     if policy.bounds is not None:
         want_a = np.clip(want_a, *policy.bounds)
