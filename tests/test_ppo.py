@@ -132,7 +132,8 @@ def test_value_loss_clipped_and_unclipped(rng):
 
 
 def _batch_and_agent(rng, config):
-    from rlref.rollout import collect, make_envs, start
+    from rlref.envs import make_envs
+    from rlref.rollout import collect, start
     envs = make_envs("CartPole-v1", config.num_envs)
     agent = ppo.init_agent(config, 4, 2, False, rng)
     batch = collect(start(envs, 0), agent["policy"], config.n_steps, rng)

@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from helpers import ENV, read_progress
+from helpers import ENV, n_rows, same_progress
 from rlref import checkpoint, cli
 from rlref import train as train_module
 from rlref.errors import CheckpointError, RunDirectoryError
@@ -38,17 +38,13 @@ def _stop_during_update(monkeypatch, algo, at_call, action):
     monkeypatch.setattr(module, "update", update)
 
 
-def _rows(run_dir):
-    return [{k: v for k, v in row.items() if k != "wall_s"} for row in read_progress(run_dir)]
-
-
 def _params(run_dir):
     with np.load(os.path.join(run_dir, "checkpoint", "params.npz")) as data:
         return {k: data[k] for k in data.files}
 
 
 def _assert_same_run(a, b):
-    assert _rows(a) == _rows(b)
+    assert same_progress(a, b)
     pa, pb = _params(a), _params(b)
     assert pa.keys() == pb.keys()
     for key in pa:
@@ -70,11 +66,11 @@ def test_stopped_and_resumed_run_is_bitwise_the_straight_run(algo, env, steps, a
     monkeypatch.undo()
     assert stopped["stopped_by"] == signal.SIGTERM and stopped["iterations"] == at   # the iteration finished
     assert checkpoint.load_meta(tmp_path / "stopped")["counters"]["iteration"] == at
-    assert len(read_progress(tmp_path / "stopped")) == at
+    assert n_rows(tmp_path / "stopped") == at
     assert not os.path.exists(tmp_path / "stopped" / "summary.json")           # not a finished run
     assert "--resume" in capsys.readouterr().err
     assert cli.main(["train", "--resume", str(tmp_path / "stopped"), "--quiet"]) == 0
-    assert len(read_progress(tmp_path / "stopped")) == straight["iterations"]
+    assert n_rows(tmp_path / "stopped") == straight["iterations"]
     _assert_same_run(tmp_path / "straight", tmp_path / "stopped")
 
 
@@ -98,7 +94,7 @@ def test_resume_after_a_hard_kill_drops_the_rows_after_the_checkpoint(tmp_path, 
     with pytest.raises(SystemExit):
         train("ppo", config, tmp_path / "killed", quiet=True)
     monkeypatch.undo()
-    assert saves == [4, 8] and len(read_progress(tmp_path / "killed")) == 10
+    assert saves == [4, 8] and n_rows(tmp_path / "killed") == 10
     resume(tmp_path / "killed", quiet=True)
     _assert_same_run(tmp_path / "straight", tmp_path / "killed")
 
@@ -163,7 +159,7 @@ def test_a_signal_saves_and_exits_cleanly_from_the_command_line(signum, code, tm
                              "--out", str(out), "--quiet"], env=ENV, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (os.path.exists(out / "progress.csv") and len(read_progress(out)) >= 3):
+    while time.monotonic() < deadline and not (os.path.exists(out / "progress.csv") and n_rows(out) >= 3):
         time.sleep(0.05)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
@@ -171,5 +167,5 @@ def test_a_signal_saves_and_exits_cleanly_from_the_command_line(signum, code, tm
     assert "Traceback" not in err and f"stopped by {signal.Signals(signum).name}" in err
     assert f"--resume {out}" in err
     iterations = checkpoint.load_meta(out)["counters"]["iteration"]
-    assert iterations == len(read_progress(out)) >= 3
+    assert iterations == n_rows(out) >= 3
     assert not os.path.exists(out / "summary.json")

@@ -12,7 +12,8 @@ from rlref.errors import ConfigError, NonFiniteError
 from rlref.gradcheck import check_grad, numerical_grad
 from rlref.nn import flatten, unflatten
 from rlref.policy import init_policy, policy_forward
-from rlref.rollout import collect, make_envs, start
+from rlref.envs import make_envs
+from rlref.rollout import collect, start
 
 from helpers import cli  # noqa: E402
 
