@@ -15,6 +15,11 @@ run directory whose config.json differs from what this bench would run is refuse
 (BenchMismatchError) before anything runs: runs made with other settings are never mixed into a
 table. A child that fails does not stop the others; its stderr's last line is reported, the table
 marks it, and the command exits with 1.
+
+The scripts that run many seeds (scripts/calibrate.py, ablation_ppo.py, compare_commits.py,
+bench_dppo.py) use the same machinery: plan_run for each run (under mpiexec, or with an older
+checkout's rlref, when asked), then summaries, which runs them with run_grid and reads their
+summary.json.
 """
 import json
 import os
