@@ -13,7 +13,8 @@ code 2; --debug shows its traceback instead. Any other exception keeps its trace
 
 A training run stopped by SIGINT (Ctrl-C) or SIGTERM finishes its iteration, saves a checkpoint,
 prints how to resume, and exits with 128 + the signal's number (130, 143), as a shell reports a
-job a signal ended: a script or batch system does not mistake it for a finished run.
+job a signal ended: a script or batch system does not mistake it for a finished run. Under
+mpiexec every rank finishes the same iteration and exits so; rank 0 alone saves and prints.
 """
 import argparse
 import json

@@ -17,6 +17,9 @@ probability is of the sampled action) and clipped to the bounds only when sent t
 Optional normalization (rlref/normalize.py) belongs to data collection: the Collector owns the
 running statistics, updates them with every step, and stores *normalized* observations and
 *scaled* rewards in the Batch; finished episodes' returns are always the env's raw returns.
+
+A Collector is started on freshly reset envs (``start``) or put back as a checkpoint saved it
+(``restore``, for --resume); ``collect`` advances it by one rollout and returns the Batch.
 """
 from dataclasses import dataclass, field
 

@@ -254,10 +254,9 @@ def saved_policy(run_dir):
     envs = make_envs(config.env, 1)
     spaces = spaces_of(envs)
     envs.close()
-    like = {"policy": module.init_agent(config, *spaces[:3], seeding.generators(0)["init"])["policy"]}
-    if config.normalize_obs:
-        like["obs_rms"] = rms_init(spaces.obs_dim)
-    saved = checkpoint.load(run_dir, like, strict=False)
+    policy = module.init_agent(config, *spaces[:3], seeding.generators(0)["init"])["policy"]
+    stats = {"obs_rms": rms_init(spaces.obs_dim)} if config.normalize_obs else {}
+    saved = checkpoint.load(run_dir, _parts({"policy": policy}, stats, carried=[]), strict=False)   # those parts only
     return config, saved["policy"], saved.get("obs_rms"), spaces
 
 

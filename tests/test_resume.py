@@ -54,16 +54,19 @@ def _assert_same_run(a, b):
 
 
 # PPO on CartPole (the vectorized env), PPO on Pendulum (a sync vector env, normalized observations,
-# scaled rewards: the running discounted return is part of the state), REINFORCE (whole episodes).
+# scaled rewards: the running discounted return is part of the state), REINFORCE (whole episodes),
+# DPPO as one worker (two: tests/test_dppo.py, under mpiexec).
 @pytest.mark.parametrize("algo, env, steps, at", [("ppo", "CartPole-v1", 12_000, 9),
                                                   ("ppo", "Pendulum-v1", 16_384, 4),
-                                                  ("reinforce", "CartPole-v1", 6_000, 3)])
+                                                  ("reinforce", "CartPole-v1", 6_000, 3),
+                                                  ("dppo", "CartPole-v1", 6_000, 5)])
 def test_stopped_and_resumed_run_is_bitwise_the_straight_run(algo, env, steps, at, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "mpi4py", None)     # dppo: one worker, and no MPI in this process
     config = _config(algo, env, steps)
     straight = train(algo, config, tmp_path / "straight", quiet=True)
-    _stop_during_update(monkeypatch, algo, at, lambda: os.kill(os.getpid(), signal.SIGTERM))
-    stopped = train(algo, config, tmp_path / "stopped", quiet=True)
-    monkeypatch.undo()
+    with monkeypatch.context() as patched:
+        _stop_during_update(patched, algo, at, lambda: os.kill(os.getpid(), signal.SIGTERM))
+        stopped = train(algo, config, tmp_path / "stopped", quiet=True)
     assert stopped["stopped_by"] == signal.SIGTERM and stopped["iterations"] == at   # the iteration finished
     assert checkpoint.load_meta(tmp_path / "stopped")["counters"]["iteration"] == at
     assert n_rows(tmp_path / "stopped") == at
@@ -150,6 +153,26 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path, capsys):
         resume(tmp_path / "done")
     with pytest.raises(RunDirectoryError, match="--resume"):               # and a new run there is refused
         train("ppo", config, tmp_path / "done", quiet=True)
+
+
+def test_a_run_killed_while_saving_its_first_checkpoint_says_how_to_start_again(tmp_path):
+    """What a process killed during its first save leaves (config.json, progress rows, a half-written
+    checkpoint.new/) is no checkpoint: training there again and --resume both say to start it again
+    with --overwrite (not to resume it), which then replaces every file of it."""
+    config = _config("ppo", "CartPole-v1", 2_000)
+    train("ppo", config, tmp_path / "run", quiet=True)
+    shutil.rmtree(tmp_path / "run" / "checkpoint")
+    os.remove(tmp_path / "run" / "summary.json")
+    os.makedirs(tmp_path / "run" / "checkpoint.new")
+    (tmp_path / "run" / "checkpoint.new" / "params.npz").write_bytes(b"PK\x03\x04 half")
+    with pytest.raises(RunDirectoryError) as refused:
+        train("ppo", config, tmp_path / "run", quiet=True)
+    assert "stopped before its first checkpoint" in str(refused.value) and "--resume" not in str(refused.value)
+    with pytest.raises(CheckpointError, match=r"the run stopped before its first checkpoint was complete, so there "
+                                              r"is nothing to continue; start it again with --overwrite"):
+        resume(tmp_path / "run")
+    train("ppo", config, tmp_path / "run", quiet=True, overwrite=True)
+    assert sorted(os.listdir(tmp_path / "run")) == ["checkpoint", "config.json", "progress.csv", "summary.json"]
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])

@@ -48,6 +48,26 @@ def test_run_directory_contents(two_runs):
     assert columns["iteration"] == list(range(1, len(columns["iteration"]) + 1))
 
 
+def test_progress_csv_is_read_back_as_written(tmp_path):
+    """The one reader of progress.csv: float columns, "nan" and empty cells as NaN, a row cut short
+    at the end (being written) skipped; last_row_only reads the end of a long file only."""
+    (tmp_path / "progress.csv").write_text("iteration,env_steps,return_mean,kl\n1,128,nan,0.5\n2,256,12.5,\n"
+                                           "3,384,13.25,1e-3\n4,51")
+    p = read_progress(tmp_path)
+    assert p["iteration"] == [1.0, 2.0, 3.0] and p["env_steps"] == [128.0, 256.0, 384.0]
+    assert np.isnan(p["return_mean"][0]) and p["return_mean"][1:] == [12.5, 13.25]
+    assert np.isnan(p["kl"][1]) and p["kl"][2] == 1e-3
+    assert read_progress(tmp_path, last_row_only=True) == {"iteration": [3.0], "env_steps": [384.0],
+                                                          "return_mean": [13.25], "kl": [1e-3]}
+    rows = "".join(f"{i},{128 * i},{i / 7!r},0.25\n" for i in range(1, 3001))       # ~70 kB
+    (tmp_path / "progress.csv").write_text("iteration,env_steps,return_mean,kl\n" + rows)
+    assert read_progress(tmp_path, last_row_only=True) == {"iteration": [3000.0], "env_steps": [384000.0],
+                                                          "return_mean": [3000 / 7], "kl": [0.25]}
+    assert len(read_progress(tmp_path)["iteration"]) == 3000
+    with pytest.raises(FileNotFoundError, match="is not a run directory"):
+        read_progress(tmp_path / "nothing")
+
+
 def test_same_seed_two_processes_bitwise_identical(two_runs):
     a, b, other = two_runs
     assert same_progress(a, b)
