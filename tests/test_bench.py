@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from rlref.algos import ppo
-from rlref.bench import child_command, existing_run, plan_run, planned_config
+from rlref.bench import child_command, existing_run, plan_run, planned_config, summaries
 from rlref.benchreport import wilson_interval
 from rlref.errors import ConfigError
 
@@ -119,6 +119,18 @@ def test_failing_child_is_reported_and_the_grid_goes_on(tmp_path):
     assert table_row(done.stdout, "ppo", "NoSuchEnv-v0")[3] == "0 of 1 (1 failed)"
     assert table_row(done.stdout, "ppo", "CartPole-v1")[3] == "1"
     assert os.path.isfile(os.path.join(out, "runs", "ppo-CartPole-v1-s1", "summary.json"))
+
+
+def test_scripts_get_every_summary_or_the_names_of_the_runs_that_failed(tmp_path):
+    """bench.summaries: what scripts/calibrate.py and the other many-seed scripts read."""
+    good = [plan_run("ppo", "CartPole-v1", seed, str(tmp_path / f"s{seed}"), 600, ["eval_episodes=2"]) for seed in (1, 2)]
+    got = summaries(good, 2, str(tmp_path / "logs"))
+    assert [(s["seed"], s["config"]["total_steps"], s["eval_episodes"]) for s in got] == [(1, 600, 2), (2, 600, 2)]
+    again = plan_run("ppo", "CartPole-v1", 1, str(tmp_path / "s1"), 600, ["eval_episodes=2"])      # finished: reused
+    bad = plan_run("ppo", "NoSuchEnv-v0", 1, str(tmp_path / "bad"), 600)
+    assert again["action"] == "reuse"
+    with pytest.raises(RuntimeError, match=r"1 of 2 runs did not finish .*: bad: .*NoSuchEnv"):
+        summaries([again, bad], 2, str(tmp_path / "logs"))
 
 
 def test_report_only_rebuilds_without_running(grid, tmp_path):
