@@ -147,6 +147,7 @@ def batch_samples(batch, value, gamma, lam=1.0, n=None):
     else:
         R_hat = n_step_returns(batch.rewards, values[1:], batch.terminated, batch.dones, gamma, n)
         A_hat = R_hat - values[:-1]                                       # (AC.2)
-    flat = batch.flat
-    return {"obs": flat(batch.obs[:-1]), "actions": flat(batch.actions), "logp_old": flat(batch.logp),
-            "A_hat": flat(A_hat), "R_hat": flat(R_hat), "V_old": flat(values[:-1])}
+    samples_of = batch.samples_of                                         # (T, E, ...) -> (N, ...)
+    return {"obs": samples_of(batch.obs[:-1]), "actions": samples_of(batch.actions),
+            "logp_old": samples_of(batch.logp), "A_hat": samples_of(A_hat), "R_hat": samples_of(R_hat),
+            "V_old": samples_of(values[:-1])}

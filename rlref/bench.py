@@ -15,10 +15,16 @@ run directory whose config.json differs from what this bench would run is refuse
 (BenchMismatchError) before anything runs: runs made with other settings are never mixed into a
 table. A child that fails does not stop the others; its stderr's last line is reported, the table
 marks it, and the command exits with 1.
+
+The scripts that run many seeds (scripts/calibrate.py, ablation_ppo.py, compare_commits.py,
+bench_dppo.py) use the same machinery: plan_run for each run (under mpiexec, or with an older
+checkout's rlref, when asked), then summaries, which runs them with run_grid and reads their
+summary.json.
 """
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +34,7 @@ import rlref
 from rlref.errors import BenchMismatchError, ConfigError, require_int
 
 POLL_S = 0.5                                   # how often the children's progress.csv are read
+MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or "mpiexec"   # the MPICH wheel's
 
 
 def run_name(algo, env, seed):
@@ -35,45 +42,41 @@ def run_name(algo, env, seed):
 
 
 def planned_config(algo, env, seed, steps, sets):
-    """The config.json `train` would write for this run: the algorithm's PRESETS for env, then
-    --set, then --env/--seed/--total-steps, as rlref/cli.py's cmd_train builds it."""
-    from rlref.config import parse_value
-    from rlref.train import algo_module
-    module = algo_module(algo)
-    settings = {}
-    for item in sets:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set takes key=value, got {item!r}")
-        settings[key.strip()] = parse_value(module.Config, key.strip(), text.strip())
-    settings.update(env=env, seed=seed, **({"total_steps": steps} if steps is not None else {}))
+    """The config.json `train` would write for this run (rlref/cli.py's resolve_config)."""
+    from rlref.cli import resolve_config
     try:
-        config = module.Config(**{**getattr(module, "PRESETS", {}).get(env, {}), **settings})
+        config = resolve_config(algo, env, seed, steps, sets)
     except ConfigError as err:
         raise ConfigError(f"{algo} on {env}: {err}") from None
     return json.loads(json.dumps({"algorithm": algo, **config.to_dict()}))     # as JSON reads it back
 
 
+def plan_run(algo, env, seed, run_dir, steps=None, sets=(), workers=None, tree=None):
+    """One run: `train ALGO --env ENV --seed SEED [--total-steps STEPS] [--set ...] --out run_dir`,
+    under `mpiexec -n workers` when workers is given, with the rlref of the folder `tree` (an older
+    checkout: scripts/compare_commits.py) instead of this one when given. A dict: name, algo, env,
+    seed, dir, steps, sets, workers, tree, config (what train would write; None for another tree's
+    code), total (the step budget), action ("reuse", "resume", "restart" or "new") and differences
+    (how run_dir's config.json differs from config: empty when they match)."""
+    config = planned_config(algo, env, seed, steps, sets) if tree is None else None
+    run = {"name": os.path.basename(os.path.normpath(run_dir)), "algo": algo, "env": env, "seed": seed,
+           "dir": run_dir, "steps": steps, "sets": list(sets), "workers": workers, "tree": tree, "config": config,
+           "total": config["total_steps"] if config else steps or 0}
+    run["action"], run["differences"] = existing_run(run_dir, config) if config else ("new", [])
+    return run
+
+
 def plan_grid(algos, envs, seeds, first_seed, steps, sets, out):
-    """One dict per run, in table order: name, algo, env, seed, dir, config, total, action
-    ("reuse", "resume", "restart" or "new"). Refuses (BenchMismatchError) a run directory holding
-    a run with other settings, for every such directory at once, before anything runs."""
+    """One plan_run per run of the grid, in table order, into out/runs/ALGO-ENV-sSEED. Refuses
+    (BenchMismatchError) a run directory holding a run with other settings, for every such
+    directory at once, before anything runs."""
     require_int("--seeds", seeds, 1)
     require_int("--first-seed", first_seed, 0)
     if steps is not None:
         require_int("--steps", steps, 1)
-    grid, mismatched = [], []
-    for algo in algos:
-        for env in envs:
-            for seed in range(first_seed, first_seed + seeds):
-                name = run_name(algo, env, seed)
-                run = {"name": name, "algo": algo, "env": env, "seed": seed, "dir": os.path.join(out, "runs", name),
-                       "config": planned_config(algo, env, seed, steps, sets)}
-                run["total"] = run["config"]["total_steps"]
-                run["action"], differences = existing_run(run["dir"], run["config"])
-                if differences:
-                    mismatched.append(f"{run['dir']} ({'; '.join(differences)})")
-                grid.append(run)
+    grid = [plan_run(algo, env, seed, os.path.join(out, "runs", run_name(algo, env, seed)), steps, sets)
+            for algo in algos for env in envs for seed in range(first_seed, first_seed + seeds)]
+    mismatched = [f"{run['dir']} ({'; '.join(run['differences'])})" for run in grid if run["differences"]]
     if mismatched:
         raise BenchMismatchError(
             f"{len(mismatched)} run director{'y holds a run' if len(mismatched) == 1 else 'ies hold runs'} made "
@@ -100,41 +103,36 @@ def existing_run(run_dir, expected):
     return "restart", differences             # died before its first checkpoint: nothing to keep
 
 
-def child_command(run, steps, sets):
-    """The `python -m rlref train ...` of one run (a new one, a resumed one, or a restart)."""
-    base = [sys.executable, "-m", "rlref", "train"]
+def child_command(run):
+    """The `[mpiexec -n W] python -m rlref train ...` of one run (a new one, a resumed one, or a restart)."""
+    base = [MPIEXEC, "-n", str(run["workers"])] if run["workers"] else []
+    base += [sys.executable, "-m", "rlref", "train"]
     if run["action"] == "resume":
         return base + ["--resume", run["dir"], "--quiet"]
     cmd = base + [run["algo"], "--env", run["env"], "--seed", str(run["seed"])]
-    cmd += ["--total-steps", str(steps)] if steps is not None else []
-    for item in sets:
+    cmd += ["--total-steps", str(run["steps"])] if run["steps"] is not None else []
+    for item in run["sets"]:
         cmd += ["--set", item]
     cmd += ["--out", run["dir"], "--quiet"]
     return cmd + (["--overwrite"] if run["action"] == "restart" else [])
 
 
-def child_environ():
-    """This environment with one BLAS thread per child and this checkout's rlref first on the path."""
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(rlref.__file__)))
+def child_environ(tree=None):
+    """This environment with one BLAS thread per child and this checkout's rlref (or tree's) first
+    on the path. The child also runs in that folder: `python -m` puts the working folder first."""
+    package_root = tree or os.path.dirname(os.path.dirname(os.path.abspath(rlref.__file__)))
     path = os.environ.get("PYTHONPATH")
     return rlref.one_blas_thread(dict(os.environ, PYTHONPATH=package_root + (os.pathsep + path if path else "")))
 
 
 def steps_done(run_dir):
-    """env_steps of the last row of run_dir/progress.csv (0 before the first row); read from the
-    file's tail, so polling a long run costs the same as polling a short one."""
+    """env_steps of the last row of run_dir/progress.csv (0 before the first row)."""
+    from rlref.rundir import read_progress
     try:
-        with open(os.path.join(run_dir, "progress.csv"), "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 4096))
-            lines = f.read().decode(errors="replace").splitlines()
-    except OSError:
+        steps = read_progress(run_dir, last_row_only=True).get("env_steps", [])
+    except FileNotFoundError:
         return 0
-    for line in reversed(lines[:-1] if lines and not lines[-1] else lines):
-        fields = line.split(",")
-        if len(fields) > 1 and fields[1].strip().isdigit():     # env_steps is the second column
-            return int(fields[1])
-    return 0
+    return int(steps[-1]) if steps else 0
 
 
 def last_line(path):
@@ -169,7 +167,7 @@ def _outcome(proc, err, run):
             "stopped": proc.returncode in STOPPED}
 
 
-def run_grid(grid, steps, sets, jobs, log_dir, poll_s=POLL_S):
+def run_grid(grid, jobs, log_dir, poll_s=POLL_S):
     """Run every run whose action is not "reuse", at most `jobs` at once, with one tqdm bar over
     the grid's env steps. SIGINT or SIGTERM to the bench is passed on to the running children
     (they save a checkpoint and stop) and no new run starts. Returns ({name: outcome}, stopped)."""
@@ -181,7 +179,7 @@ def run_grid(grid, steps, sets, jobs, log_dir, poll_s=POLL_S):
     total = sum(run["total"] for run in grid)
     bar = tqdm(total=total, unit="step", unit_scale=True, dynamic_ncols=True, disable=not sys.stderr.isatty(),
                desc=f"bench: {len(grid)} runs")
-    running, environ = {}, child_environ()
+    running = {}
 
     def advance():                                        # the bar shows the grid's steps so far
         done = {run["name"]: min(steps_done(run["dir"]), run["total"]) for run in grid}
@@ -196,8 +194,8 @@ def run_grid(grid, steps, sets, jobs, log_dir, poll_s=POLL_S):
             while todo and len(running) < jobs:
                 run = todo.pop(0)
                 err = open(os.path.join(log_dir, run["name"] + ".stderr.txt"), "w")
-                running[run["name"]] = (subprocess.Popen(child_command(run, steps, sets), stdout=subprocess.DEVNULL,
-                                                         stderr=err, env=environ), err, run)
+                running[run["name"]] = (subprocess.Popen(child_command(run), stdout=subprocess.DEVNULL, stderr=err,
+                                                         env=child_environ(run["tree"]), cwd=run["tree"]), err, run)
             for name, (proc, err, run) in list(running.items()):
                 if proc.poll() is not None:
                     outcomes[name] = _outcome(proc, err, run)
@@ -220,6 +218,20 @@ def run_grid(grid, steps, sets, jobs, log_dir, poll_s=POLL_S):
         signal.signal(signal.SIGTERM, previous)
         bar.close()
     return outcomes, any(o["stopped"] for o in outcomes.values())
+
+
+def summaries(grid, jobs, log_dir):
+    """Run the grid (run_grid) and return every run's summary.json, in grid order: what the
+    scripts that run many seeds read. RuntimeError naming the runs that failed or stopped."""
+    outcomes, stopped = run_grid(grid, jobs, log_dir)
+    failed = [f"{name}: {o['error']}" for name, o in outcomes.items() if o["returncode"] != 0]
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(grid)} runs did not finish (logs in {log_dir}): " + "; ".join(failed))
+    out = []
+    for run in grid:
+        with open(os.path.join(run["dir"], "summary.json")) as f:
+            out.append(json.load(f))
+    return out
 
 
 def command_line(args):
@@ -257,7 +269,7 @@ def bench(args):
     plan["runs"] = {**plan.get("runs", {}), **{run["name"]: {k: run[k] for k in ("algo", "env", "seed")} for run in grid}}
     plan["command"] = command
     benchreport.write_plan(out, plan)
-    outcomes, stopped = run_grid(grid, args.steps, args.set, jobs, os.path.join(out, "logs"))
+    outcomes, stopped = run_grid(grid, jobs, os.path.join(out, "logs"))
     plan["outcomes"] = {**plan.get("outcomes", {}), **outcomes}
     benchreport.write_plan(out, plan)
     text, ok = benchreport.write_report(out, command, names=[run["name"] for run in grid])

@@ -16,14 +16,15 @@ Per (algorithm, env), over the seeds that finished:
 - median wall time per run and median env steps per second;
 - the published number beside it, with its source (PUBLISHED below).
 """
-import csv
 import json
 import math
 import os
 
 import numpy as np
 
+from rlref.envs import solved_threshold
 from rlref.errors import ConfigError, require_int
+from rlref.rundir import read_progress
 
 Z95 = 1.959963984540054                  # the 0.975 quantile of the standard normal
 
@@ -92,16 +93,15 @@ def _json(path):
 def _curve(run_dir):
     """(env_steps, return_mean) of progress.csv, rows whose return_mean is not yet defined dropped."""
     try:
-        with open(os.path.join(run_dir, "progress.csv"), newline="") as f:
-            rows = [(float(r["env_steps"]), float(r["return_mean"])) for r in csv.DictReader(f)
-                    if r.get("return_mean") not in (None, "", "nan")]
-    except (FileNotFoundError, KeyError, ValueError):
-        rows = []
-    return np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
+        progress = read_progress(run_dir)
+    except FileNotFoundError:
+        return np.array([]), np.array([])
+    steps, returns = (np.array(progress.get(key, [])) for key in ("env_steps", "return_mean"))
+    keep = np.isfinite(returns)
+    return steps[keep], returns[keep]
 
 
 def threshold_of(env):
-    from rlref.train import solved_threshold
     try:
         return solved_threshold(env)
     except Exception:                                    # an env id gymnasium does not know

@@ -24,12 +24,21 @@ def _flat_arrays(agent):
     return arrays
 
 
+def first_non_finite(parts):
+    """The key ("part/name") of the first float array in parts holding NaN or inf, or None: the one
+    finiteness check of what an update produced, what is saved and what is loaded."""
+    for key, value in _flat_arrays(parts).items():
+        if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+            return key
+    return None
+
+
 def save(directory, agent, meta):
     """Write agent (dict of dicts of arrays) and meta (JSON-able dict) to directory/checkpoint."""
+    bad = first_non_finite(agent)
+    if bad is not None:
+        raise CheckpointError(f"refusing to save non-finite values in {bad}")
     arrays = _flat_arrays(agent)
-    for key, value in arrays.items():
-        if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
-            raise CheckpointError(f"refusing to save non-finite values in {key}")
     final = os.path.join(directory, "checkpoint")
     new, old = final + ".new", final + ".old"
     shutil.rmtree(new, ignore_errors=True)
@@ -48,13 +57,25 @@ def save(directory, agent, meta):
     return final
 
 
-def _checkpoint_dir(directory):
+def find(directory):
+    """The complete checkpoint folder in directory (checkpoint/, else checkpoint.old/), or None. A
+    checkpoint.new/ left by a process killed while saving is never one."""
     for name in ("checkpoint", "checkpoint.old"):
         path = os.path.join(directory, name)
         if os.path.isfile(os.path.join(path, "params.npz")) and os.path.isfile(os.path.join(path, "meta.json")):
             return path
-    raise CheckpointError(f"no checkpoint in {directory}: expected {directory}/checkpoint/params.npz "
-                          f"and meta.json")
+    return None
+
+
+def _checkpoint_dir(directory):
+    path = find(directory)
+    if path is None:
+        before = (" (its config.json is there: the run stopped before its first checkpoint was complete, so "
+                  "there is nothing to continue; start it again with --overwrite)"
+                  if os.path.isfile(os.path.join(directory, "config.json")) else "")
+        raise CheckpointError(f"no checkpoint in {directory}: expected {directory}/checkpoint/params.npz "
+                              f"and meta.json{before}")
+    return path
 
 
 def load_meta(directory):
@@ -66,11 +87,12 @@ def load_meta(directory):
         raise CheckpointError(f"{path} is not readable JSON: {err}") from None
 
 
-def load(directory, like):
+def load(directory, like, strict=True):
     """Fill a freshly initialized agent `like` (same structure) with the saved arrays.
 
-    Every key of `like` must be present with the same shape; extra or missing keys, other shapes,
-    or an unreadable file raise CheckpointError naming the file, the key and the shapes.
+    Every key of `like` must be present with the same shape; missing keys (and, when strict,
+    extra ones), other shapes, non-finite values or an unreadable file raise CheckpointError naming
+    the file, the key and the shapes. strict=False reads only the parts of `like` (e.g. the policy).
     """
     path = os.path.join(_checkpoint_dir(directory), "params.npz")
     try:
@@ -79,9 +101,10 @@ def load(directory, like):
     except Exception as err:                     # zipfile, OSError, ValueError: all mean corrupt
         raise CheckpointError(f"{path} is not a readable .npz archive: {err}") from None
     expected = _flat_arrays(like)
-    if set(saved) != set(expected):
+    if set(saved) != set(expected) and (strict or not set(expected) <= set(saved)):
+        unexpected = sorted(set(saved) - set(expected)) if strict else "(not checked)"
         raise CheckpointError(f"{path}: keys do not match; missing {sorted(set(expected) - set(saved))}, "
-                              f"unexpected {sorted(set(saved) - set(expected))}")
+                              f"unexpected {unexpected}")
     agent = {}
     for part, entries in like.items():
         out = MLPParams(activation=entries.activation) if isinstance(entries, MLPParams) else {}
@@ -89,8 +112,9 @@ def load(directory, like):
             key, array = f"{part}/{name}", saved[f"{part}/{name}"]
             if array.shape != np.shape(value):
                 raise CheckpointError(f"{path}: {key} has shape {array.shape}, expected {np.shape(value)}")
-            if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-                raise CheckpointError(f"{path}: {key} holds non-finite values")
             out[name] = int(array) if isinstance(value, (int, np.integer)) else array
         agent[part] = out
+    bad = first_non_finite(agent)
+    if bad is not None:
+        raise CheckpointError(f"{path}: {bad} holds non-finite values")
     return agent

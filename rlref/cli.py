@@ -13,20 +13,38 @@ code 2; --debug shows its traceback instead. Any other exception keeps its trace
 
 A training run stopped by SIGINT (Ctrl-C) or SIGTERM finishes its iteration, saves a checkpoint,
 prints how to resume, and exits with 128 + the signal's number (130, 143), as a shell reports a
-job a signal ended: a script or batch system does not mistake it for a finished run.
+job a signal ended: a script or batch system does not mistake it for a finished run. Under
+mpiexec every rank finishes the same iteration and exits so; rank 0 alone saves and prints.
 """
 import argparse
 import json
 import os
 import sys
 
-from rlref.algos import ALGOS
+from rlref.algos import ALGOS, algo_module
 from rlref.errors import ConfigError, RlrefError
 
 
-def cmd_train(args):
+def resolve_config(algo, env=None, seed=None, total_steps=None, sets=()):
+    """The Config that `train ALGO [--env ENV] [--seed S] [--total-steps N] [--set key=value ...]`
+    runs (bench plans its runs with it too). An algorithm may keep per-env settings (PRESETS, like
+    RL-Zoo's tables), chosen by the env that will run (--env, or --set env=...); --set and then the
+    flags override them. A bad setting raises ConfigError."""
     from rlref.config import parse_value
-    from rlref.train import algo_module, resume, train
+    module = algo_module(algo)
+    settings = {}
+    for item in sets:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set takes key=value, got {item!r}")
+        settings[key.strip()] = parse_value(module.Config, key.strip(), text.strip())
+    settings.update({k: v for k, v in (("env", env), ("seed", seed), ("total_steps", total_steps)) if v is not None})
+    env = settings.get("env", module.Config.env)
+    return module.Config(**{**getattr(module, "PRESETS", {}).get(env, {}), **settings})   # validates
+
+
+def cmd_train(args):
+    from rlref.train import resume, train
     if args.resume:
         given = [name for name, value in (("ALGO", args.algo), ("--env", args.env), ("--seed", args.seed),
                                           ("--total-steps", args.total_steps), ("--out", args.out),
@@ -37,20 +55,7 @@ def cmd_train(args):
         return _report(resume(args.resume, quiet=args.quiet), args.resume)
     if args.algo is None:
         raise ConfigError("train needs ALGO (one of " + ", ".join(ALGOS) + ") or --resume DIR")
-    module = algo_module(args.algo)
-    settings = {}
-    for item in args.set:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set takes key=value, got {item!r}")
-        settings[key.strip()] = parse_value(module.Config, key.strip(), text.strip())
-    for key in ("env", "seed", "total_steps"):
-        if getattr(args, key) is not None:
-            settings[key] = getattr(args, key)
-    # An algorithm may keep per-env settings (PRESETS, like RL-Zoo's tables), chosen by the env
-    # that will run (--env, or --set env=...); --set and the flags override them.
-    env = settings.get("env", module.Config.env)
-    config = module.Config(**{**getattr(module, "PRESETS", {}).get(env, {}), **settings})   # validates
+    config = resolve_config(args.algo, args.env, args.seed, args.total_steps, args.set)
     out = args.out or os.path.join("runs", f"{args.algo}-{config.env}-s{config.seed}")
     return _report(train(args.algo, config, out, quiet=args.quiet, overwrite=args.overwrite), out)
 
@@ -70,18 +75,19 @@ def _report(summary, out):
 
 
 def cmd_evaluate(args):
-    from rlref.train import _seed_from, evaluate, generators, load_run
+    from rlref.seeding import eval_seed
+    from rlref.train import evaluate, load_run
     trained = load_run(args.dir)
     config = trained.config
     episodes = args.episodes or config.eval_episodes
-    seed = _seed_from(generators(config.seed)["eval"])
+    seed = eval_seed(config.seed)
     if args.video:                                        # episodes from the evaluation's seed, drawn
         from rlref.video import record
         returns = record(trained, config.env, args.video, seed, episodes=args.video_episodes)
         print(f"wrote {args.video}: {len(returns)} deterministic episode(s) of {config.env}, returns "
               + ", ".join(f"{r:.1f}" for r in returns))
         return 0
-    returns = evaluate(trained.policy, config.env, episodes, seed, trained.obs_rms, config.obs_clip)
+    returns = evaluate(trained, config.env, episodes, seed)
     print(json.dumps({"eval_return_mean": float(returns.mean()), "eval_return_std": float(returns.std()),
                       "eval_episodes": episodes, "returns": returns.tolist()}))
     return 0
@@ -89,7 +95,7 @@ def cmd_evaluate(args):
 
 def cmd_plot(args):
     from rlref.plot import plot_runs
-    from rlref.train import solved_threshold
+    from rlref.envs import solved_threshold
     with open(os.path.join(args.dirs[0], "config.json")) as f:
         env = json.load(f)["env"]
     print(plot_runs(args.dirs, args.o, threshold=solved_threshold(env), title=args.title))

@@ -5,7 +5,7 @@ attributes (the physical ``state``, Pendulum's ``last_u``, CartPoleVectorEnv's `
 ``prev_done``), the env's generator, TimeLimit's step count and the vector env's autoreset flags.
 Restoring those into freshly made envs makes the next ``step`` return exactly what the original
 envs would have returned. For any other env ``capture`` returns None, and a resumed run restarts
-its envs instead (rlref/train.py says so in the log).
+its envs instead (rlref/run.py says so in the log).
 """
 import gymnasium as gym
 import numpy as np

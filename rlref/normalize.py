@@ -51,8 +51,8 @@ def rms_update(stats, x):
     return rms_merge(stats, {"mean": x.mean(axis=0), "var": x.var(axis=0), "count": x.shape[0]})
 
 
-def normalize_obs(stats, obs, obs_clip):
-    """(NORM.2)"""
+def rms_normalize(stats, obs, obs_clip):
+    """obs (N, D) standardized by the running statistics and clipped to [-obs_clip, obs_clip].  (NORM.2)"""
     z = (obs - stats["mean"]) / np.sqrt(stats["var"] + EPS_VAR)
     return z.clip(-obs_clip, obs_clip)        # the method: np.clip's wrapper costs 2 us more per call
 

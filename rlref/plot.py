@@ -1,5 +1,4 @@
 """Learning curves from run directories: return_mean against env_steps, one line per run."""
-import csv
 import json
 import os
 
@@ -8,16 +7,7 @@ import matplotlib
 matplotlib.use("Agg")                     # files only; works without a display
 import matplotlib.pyplot as plt  # noqa: E402
 
-
-def read_progress(run_dir):
-    """progress.csv as a dict of float columns."""
-    path = os.path.join(run_dir, "progress.csv")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{run_dir} is not a run directory: {path} does not exist")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return {key: [float(r[key]) if r[key] not in ("", None) else float("nan") for r in rows]
-            for key in (rows[0] if rows else {})}
+from rlref.rundir import read_progress  # noqa: E402  (the one reader of progress.csv; notebooks import it from here)
 
 
 def _label(run_dir):

@@ -17,83 +17,25 @@ probability is of the sampled action) and clipped to the bounds only when sent t
 Optional normalization (rlref/normalize.py) belongs to data collection: the Collector owns the
 running statistics, updates them with every step, and stores *normalized* observations and
 *scaled* rewards in the Batch; finished episodes' returns are always the env's raw returns.
+
+A Collector is started on freshly reset envs (``start``) or put back as a checkpoint saved it
+(``restore``, for --resume); ``collect`` advances it by one rollout and returns the Batch.
 """
 from dataclasses import dataclass, field
 
 import gymnasium as gym
 import numpy as np
 
-from rlref.errors import ConfigError, MissingDependencyError, NonFiniteError, UnsupportedSpaceError
-from rlref.normalize import normalize_obs, rms_init, rms_update, scale_rewards
+from rlref.config import TrainConfig
+from rlref.envs import spaces_of
+from rlref.errors import ConfigError, NonFiniteError
+from rlref.normalize import rms_init, rms_normalize, rms_update, scale_rewards
 from rlref.policy import policy_forward
 
 # NOTE on checks: observations and rewards enter rlref here, so this is where they are checked
 # (finite, float64); the policy's forward pass inside the loop then runs with check=False.
 
-
-# What the optional envs need, by the package their entry point lives in (requirements-envs.txt).
-EXTRAS = {"mujoco": "MuJoCo (gymnasium[mujoco])", "box2d": "Box2D (gymnasium[box2d])",
-          "classic_control": "pygame (gymnasium[classic-control]) to be drawn"}
-
-
-class DropInfo(gym.Wrapper):
-    """Returns an empty info dict: rlref reads none of it, and SyncVectorEnv would otherwise merge
-    each env's info (MuJoCo's has six entries) into arrays on every step."""
-
-    def reset(self, **kwargs):
-        return self.env.reset(**kwargs)[0], {}
-
-    def step(self, action):
-        return *self.env.step(action)[:4], {}
-
-
-def make_envs(env_id, num_envs, render_mode=None):
-    """E copies of env_id: the env's own NumPy-vectorized form where it has one, else "sync".
-
-    NOTE (speed): a sync vector env is made with copy=False (it then returns its own observation
-    buffer, not a deep copy: the caller copies, as _finite_obs does) and without info dicts
-    (DropInfo); with the clip changes they made a Hopper-v5 run about 7 % faster."""
-    spec = gym.spec(env_id)
-    render = {"render_mode": render_mode} if render_mode else {}
-    try:
-        if spec.vector_entry_point is not None:
-            return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **render)
-        return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync", vector_kwargs={"copy": False},
-                            wrappers=[DropInfo], **render)
-    except gym.error.DependencyNotInstalled as err:
-        raise missing_dependency(env_id, err) from None
-
-
-def missing_dependency(env_id, err):
-    """MissingDependencyError saying what env_id needs and how to install it."""
-    entry = str(gym.spec(env_id).entry_point)
-    need = next((what for key, what in EXTRAS.items() if f".{key}." in entry), "an optional package")
-    return MissingDependencyError(f"{env_id} needs {need}, which is not installed: pip install -r "
-                                  f"requirements-envs.txt (MuJoCo, Box2D and pygame for rendering); "
-                                  f"gymnasium says: {err}")
-
-
-def check_spaces(envs):
-    """(obs_dim, act_dim, gaussian, (low, high)) for supported spaces; UnsupportedSpaceError otherwise."""
-    obs_space, act_space = envs.single_observation_space, envs.single_action_space
-    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-        raise UnsupportedSpaceError(
-            f"observation space must be a 1-D Box, got {obs_space}; flatten it first, e.g. "
-            f"gym.wrappers.FlattenObservation (images need a convolutional network rlref does not have)")
-    if isinstance(act_space, gym.spaces.Discrete):
-        if act_space.start != 0:
-            raise UnsupportedSpaceError(f"Discrete action spaces must start at 0, got start={act_space.start}")
-        return obs_space.shape[0], int(act_space.n), False, None
-    if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1:
-        low, high = act_space.low.astype(np.float64), act_space.high.astype(np.float64)
-        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
-            raise UnsupportedSpaceError(f"Box action bounds must be finite so that actions can be "
-                                        f"clipped to them, got low={low}, high={high}")
-        return obs_space.shape[0], act_space.shape[0], True, (low, high)
-    raise UnsupportedSpaceError(
-        f"action space must be Discrete or a 1-D Box, got {act_space}; for MultiDiscrete, Dict or "
-        f"Tuple spaces, wrap the env to expose one of those (e.g. gym.wrappers.FlattenObservation "
-        f"handles observations only)")
+CARRIED = ("obs", "autoreset", "ep_return", "ep_length", "disc_return")   # Collector.carried()
 
 
 @dataclass
@@ -106,7 +48,7 @@ class Collector:
     ep_return: np.ndarray                           # (E,) undiscounted raw return so far
     ep_length: np.ndarray                           # (E,)
     bounds: tuple = None                            # Box action bounds (low, high), or None
-    total_steps: int = 0                            # valid transitions collected so far
+    transitions: int = 0                            # valid transitions collected so far
     calls: int = 0                                  # calls to envs.step since the reset
     obs_rms: dict = None                            # observation statistics (NORM.1), or None
     obs_clip: float = 10.0                          # (NORM.2)
@@ -114,9 +56,19 @@ class Collector:
     disc_return: np.ndarray = None                  # (E,) running discounted return R_t
     gamma: float = 0.99                             # discount of R_t
 
+    def stats(self):
+        """The running statistics in use: {"obs_rms": ..., "ret_rms": ...}, each only if kept."""
+        return {name: getattr(self, name) for name in ("obs_rms", "ret_rms") if getattr(self, name) is not None}
 
-def start(envs, seed, normalize_obs=False, scale_reward=False, gamma=0.99, obs_clip=10.0, stats=None):
-    """Reset every env (seeded) and return a Collector. Refuses autoreset modes other than next-step.
+    def carried(self):
+        """The per-env arrays one rollout hands to the next: {name: (E, ...) array} (CARRIED)."""
+        return {name: getattr(self, name) for name in CARRIED if getattr(self, name) is not None}
+
+
+def start(envs, seed, config=None, stats=None):
+    """Reset every env (seeded) and return a new Collector, normalizing as config says
+    (normalize_obs, scale_reward, gamma, obs_clip; None: no normalization). Refuses autoreset modes
+    other than next-step.
 
     stats: {"obs_rms": ..., "ret_rms": ...} to continue from (e.g. a new set of episodes).
     """
@@ -124,35 +76,33 @@ def start(envs, seed, normalize_obs=False, scale_reward=False, gamma=0.99, obs_c
     if mode != gym.vector.AutoresetMode.NEXT_STEP:
         raise ConfigError(f"autoreset mode must be NEXT_STEP (gymnasium's default), got {mode}; "
                           f"make the vector env without an autoreset_mode argument")
-    obs_dim, _, _, bounds = check_spaces(envs)
+    spaces = spaces_of(envs)                                  # an unsupported space fails before a reset
     raw, _ = envs.reset(seed=int(seed))
+    return _collector(envs, spaces, config, stats, raw_obs=_finite_obs(raw, step=0, what="reset observation"))
+
+
+def restore(envs, config, stats, carried, transitions, calls):
+    """The Collector a checkpoint saved: its stats(), carried() arrays and counters, on envs that
+    are already back in their saved state (rlref/envstate.py): nothing is reset."""
+    return _collector(envs, spaces_of(envs), config, stats, carried=carried, transitions=transitions, calls=calls)
+
+
+def _collector(envs, spaces, config, stats, raw_obs=None, carried=None, transitions=0, calls=0):
+    """The one place a Collector is made: fresh counters and the statistics config asks for (stats
+    continued where given), then the carried arrays, or the first observation raw_obs (E, D)."""
+    config = config if config is not None else TrainConfig()
     E, stats = envs.num_envs, stats or {}
-    collector = Collector(envs, None, np.zeros(E, bool), np.zeros(E), np.zeros(E, np.int64), bounds,
-                          obs_clip=obs_clip, gamma=gamma)
-    if normalize_obs:
-        collector.obs_rms = stats.get("obs_rms") or rms_init(obs_dim)
-    if scale_reward:
-        collector.ret_rms, collector.disc_return = stats.get("ret_rms") or rms_init(1), np.zeros(E)
-    collector.obs, collector.obs_rms = _observe(collector.obs_rms, _finite_obs(raw, step=0, what="reset observation"),
-                                                collector.obs_clip)
-    return collector
-
-
-def start_collector(envs, config, seed, stats=None):
-    """start() with a training config's settings (normalization, reward scaling, gamma, clip)."""
-    return start(envs, seed, normalize_obs=config.normalize_obs, scale_reward=config.scale_reward,
-                 gamma=config.gamma, obs_clip=config.obs_clip, stats=stats)
-
-
-def normalizer_parts(config, obs_dim, collector=None):
-    """The normalization statistics as checkpoint parts: the collector's, or fresh ones shaped
-    like them (a template for loading)."""
-    parts = {}
+    collector = Collector(envs, None, np.zeros(E, bool), np.zeros(E), np.zeros(E, np.int64), spaces.bounds,
+                          transitions, calls, obs_clip=config.obs_clip, gamma=config.gamma)
     if config.normalize_obs:
-        parts["obs_rms"] = collector.obs_rms if collector else rms_init(obs_dim)
+        collector.obs_rms = stats.get("obs_rms") or rms_init(spaces.obs_dim)
     if config.scale_reward:
-        parts["ret_rms"] = collector.ret_rms if collector else rms_init(1)
-    return parts
+        collector.ret_rms, collector.disc_return = stats.get("ret_rms") or rms_init(1), np.zeros(E)
+    if carried is None:
+        collector.obs, collector.obs_rms = _observe(collector.obs_rms, raw_obs, collector.obs_clip)
+    for name, value in (carried or {}).items():
+        setattr(collector, name, np.array(value))
+    return collector
 
 
 def _observe(obs_rms, raw, obs_clip):
@@ -161,7 +111,7 @@ def _observe(obs_rms, raw, obs_clip):
     if obs_rms is None:
         return raw, None
     obs_rms = rms_update(obs_rms, raw)
-    return normalize_obs(obs_rms, raw, obs_clip), obs_rms
+    return rms_normalize(obs_rms, raw, obs_clip), obs_rms
 
 
 def _finite_obs(obs, step, what="observation"):
@@ -190,7 +140,7 @@ class Batch:
     def dones(self):
         return np.maximum(self.terminated, self.truncated)
 
-    def flat(self, x):
+    def samples_of(self, x):
         """The valid entries of a (T, E, ...) array as one (N, ...) batch of samples."""
         return x[self.valid]
 
@@ -234,7 +184,7 @@ def collect(collector, params, T, rng, stop_when_all_done=False):
     raw_rewards = np.where(valid, raw_rewards, 0.0)           # an autoreset step has no reward
     terminated, truncated = valid & term, valid & trunc
     collector.autoreset = term[-1] | trunc[-1]
-    collector.total_steps += int(valid.sum())
+    collector.transitions += int(valid.sum())
     returns, lengths, collector.ep_return, collector.ep_length = _finished_episodes(
         collector.ep_return, collector.ep_length, raw_rewards, valid, terminated | truncated)
     rewards = raw_rewards

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from rlref.errors import ConfigError, MissingDependencyError
-from rlref.rollout import missing_dependency
+from rlref.envs import missing_dependency
 
 FORMATS = (".gif", ".mp4")
 

@@ -24,11 +24,11 @@ details" (PPO-M: the clip on, but no observation normalization, reward scaling o
 normalization, Xavier init with gain 1, no learning-rate annealing, no gradient clipping, no
 entropy bonus).
 
-Runs go through ``rlref.train.train`` (the function the command line calls) on seeds 201-205,
-which were used for no tuning. Per run we keep the deterministic evaluation (summary
+Each run is one ``python -m rlref train ppo --env ENV --set ...`` child, run by rlref/bench.py as
+the bench command runs its grids, on seeds 201-205, which were used for no tuning. Per run we keep the deterministic evaluation (summary
 ``eval_return_mean``: 20 episodes, argmax / mean action), ``solved_at_steps`` (first time the mean
 of the last 20 training episodes reached the threshold: 475 on CartPole, -200 on Pendulum via
-``rlref.train.solved_threshold``), the mean training return over the run (``return_auc``: the
+``rlref.envs.solved_threshold``), the mean training return over the run (``return_auc``: the
 average of ``return_mean`` over env steps, a measure of learning speed that does not saturate at
 the end), the mean of a few diagnostics, and the learning curve subsampled to about 60 rows
 (env_steps, return_mean, and the logged kl, kl_k1, kl_k3, clip_frac, explained_var, beta).
@@ -57,7 +57,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 import rlref  # noqa: E402  (imports no NumPy)
 
@@ -66,8 +65,9 @@ rlref.one_blas_thread()                   # before NumPy loads
 import numpy as np  # noqa: E402
 
 from rlref.algos import ppo  # noqa: E402
-from rlref.plot import read_progress  # noqa: E402
-from rlref.train import solved_threshold, train  # noqa: E402
+from rlref.bench import plan_run, summaries  # noqa: E402
+from rlref.envs import solved_threshold  # noqa: E402
+from rlref.rundir import read_progress  # noqa: E402
 
 ROOT = pathlib.Path(rlref.__file__).resolve().parent.parent
 ENVS = ("CartPole-v1", "Pendulum-v1")
@@ -119,15 +119,16 @@ def subsample_rows(n_rows, n):
     return np.unique(np.append(np.linspace(0, n_rows - 1, n).round().astype(int), n_rows - 1))
 
 
-def run_one(job):
-    """One training run; returns its record. Top-level so that a process pool can pickle it."""
-    env, name, settings, seed, total_steps, run_root = job
-    if total_steps is not None:
-        settings = {**settings, "total_steps": total_steps}
-    config = ppo.Config(**{**settings, "seed": seed})
-    out = os.path.join(run_root, f"{env}-{name}-s{seed}")
-    summary = train("ppo", config, out, quiet=True)
-    p = {k: np.asarray(v) for k, v in read_progress(out).items()}
+def as_sets(switches):
+    """A variant's switches as `--set key=value` strings (bools as true/false, floats exactly)."""
+    def text(v):
+        return str(v).lower() if isinstance(v, bool) else repr(v) if isinstance(v, float) else str(v)
+    return [f"{key}={text(value)}" for key, value in switches.items()]
+
+
+def record_of(run_dir, summary):
+    """What the ablation keeps of one finished run (its progress.csv and summary.json)."""
+    p = {k: np.asarray(v) for k, v in read_progress(run_dir).items()}
     steps, ret = p["env_steps"], p["return_mean"]
     ok = np.isfinite(ret)
     # average of return_mean over env steps (trapezoid), from the first finite point to the end
@@ -137,7 +138,7 @@ def run_one(job):
     curve = {"env_steps": [int(x) for x in steps[rows]], "return_mean": [round(float(x), 3) for x in ret[rows]]}
     for k in CURVES:                                  # diagnostics at the same rows
         curve[k] = [float(f"{x:.4g}") if np.isfinite(x) else None for x in p[k][rows]]
-    return {"seed": seed, "eval_return_mean": summary["eval_return_mean"],
+    return {"seed": summary["seed"], "eval_return_mean": summary["eval_return_mean"],
             "eval_return_std": summary["eval_return_std"], "solved_at_steps": summary["solved_at_steps"],
             "final_return_mean": float(ret[ok][-1]), "return_auc": auc, "total_steps": summary["total_steps"],
             "wall_s": round(summary["wall_s"], 2),
@@ -300,25 +301,21 @@ def main():
         print_table(results)
         return 0
     run_root = tempfile.mkdtemp(prefix="rlref-ablation-runs-")
-    hashed = ("rlref/algos/ppo.py", "rlref/normalize.py", "rlref/train.py", "rlref/rollout.py", "rlref/config.py")
+    hashed = ("rlref/algos/ppo.py", "rlref/normalize.py", "rlref/train.py", "rlref/run.py", "rlref/rollout.py",
+              "rlref/config.py")
     code_at_start = {"git": git_state(), "sha256": {p: file_sha256(ROOT / p) for p in hashed}}
     t0 = time.perf_counter()
     results = {}
     for env in ENVS:
         base = ppo.Config(**baseline(env)).to_dict()
-        jobs = []
-        for name, label, switches in variants(base):
-            for seed in seeds:
-                jobs.append((env, name, {**baseline(env), **switches}, seed, total_steps, run_root))
+        grid = [(name, plan_run("ppo", env, seed, os.path.join(run_root, f"{env}-{name}-s{seed}"), total_steps,
+                                as_sets(switches)))            # the baseline is what --env ENV runs (PRESETS)
+                for name, label, switches in variants(base) for seed in seeds]
         t_env = time.perf_counter()
-        if a.jobs == 1:
-            records = [run_one(j) for j in jobs]
-        else:
-            with ProcessPoolExecutor(a.jobs) as pool:
-                records = list(pool.map(run_one, jobs))
+        done = summaries([run for _, run in grid], a.jobs, os.path.join(run_root, "logs"))
         by_name = {}
-        for job, rec in zip(jobs, records):
-            by_name.setdefault(job[1], []).append(rec)
+        for (name, run), summary in zip(grid, done):
+            by_name.setdefault(name, []).append(record_of(run["dir"], summary))
         vs = [{"name": name, "label": label, "switches": switches, "runs": by_name[name]}
               for name, label, switches in variants(base)]
         for v in vs:
@@ -327,7 +324,7 @@ def main():
                                                                   or base["total_steps"]}).to_dict()),
                         "threshold": solved_threshold(env), "seeds": list(seeds), "variants": vs,
                         "wall_s": round(time.perf_counter() - t_env, 1)}
-        print(f"{env}: {len(jobs)} runs in {results[env]['wall_s']:.0f} s", flush=True)
+        print(f"{env}: {len(grid)} runs in {results[env]['wall_s']:.0f} s", flush=True)
     total = time.perf_counter() - t0
     doc = {"command": "python scripts/ablation_ppo.py" + (" --quick" if a.quick else "") +
                       (f" --jobs {a.jobs}" if a.jobs > 1 else ""),

@@ -4,7 +4,8 @@
                                  [--out figures/05_scaling.json]
 
 For each repeat and seed it runs `mpiexec -n W python -m rlref train dppo --env CartPole-v1` for
-every W in turn (alternating, so that the machine's other load falls on all of them alike) and
+every W in turn (rlref/bench.py runs them, one at a time; the order alternates, so that the
+machine's other load falls on all of them alike) and
 records env steps per second of the training loop (summary.json's steps_per_s: all workers' steps
 over the loop's wall time, start-up excluded) and the wall time to solve. It also measures one
 Allreduce of n float64 for a range of n (W = 2 and 4) and the compute of one minibatch step, the
@@ -21,10 +22,10 @@ import tempfile
 import time
 
 import rlref
+from rlref.bench import MPIEXEC, plan_run, summaries
 
 ENV = rlref.one_blas_thread(dict(os.environ))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MPIEXEC = os.path.join(os.path.dirname(sys.executable), "mpiexec")
 
 ALLREDUCE = r"""
 import sys, time, json
@@ -48,15 +49,15 @@ if comm.Get_rank() == 0:
 """
 
 
-def train_run(W, seed, steps):
-    out = tempfile.mkdtemp(prefix=f"rlref-bench-dppo-{W}-{seed}-")
-    cmd = [MPIEXEC, "-n", str(W), sys.executable, "-m", "rlref", "train", "dppo", "--env", "CartPole-v1",
-           "--seed", str(seed), "--total-steps", str(steps), "--out", out, "--quiet"]
-    subprocess.run(cmd, check=True, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-    with open(os.path.join(out, "summary.json")) as f:
-        s = json.load(f)
-    return {k: s[k] for k in ("workers", "seed", "total_steps", "wall_s", "steps_per_s", "solved_at_steps",
-                              "solved_at_wall_s", "eval_return_mean")}
+def train_runs(grid_spec, steps):
+    """One `mpiexec -n W python -m rlref train dppo` per (repeat, seed, W), one at a time in the given
+    order (rlref/bench.py runs them); the summaries' numbers this script reports."""
+    out = tempfile.mkdtemp(prefix="rlref-bench-dppo-")
+    grid = [plan_run("dppo", "CartPole-v1", seed, os.path.join(out, "runs", f"W{W}-r{r}-s{seed}"), steps, workers=W)
+            for r, seed, W in grid_spec]
+    keys = ("workers", "seed", "total_steps", "wall_s", "steps_per_s", "solved_at_steps", "solved_at_wall_s",
+            "eval_return_mean")
+    return [{**{k: s[k] for k in keys}, "repeat": r} for (r, _, _), s in zip(grid_spec, summaries(grid, 1, out))]
 
 
 def allreduce_times(W):
@@ -104,15 +105,12 @@ def main():
     a = ap.parse_args()
     cores = os.cpu_count()
     load_before = os.getloadavg()
-    runs = []
-    for r in range(a.repeats):
-        for seed in a.seeds:
-            order = a.workers if (r + seed) % 2 == 0 else a.workers[::-1]     # alternate the order too
-            for W in order:
-                run = train_run(W, seed, a.total_steps)
-                runs.append({**run, "repeat": r})
-                print(f"W={W} seed={seed} repeat={r}: {run['steps_per_s']:.0f} steps/s, solved at "
-                      f"{run['solved_at_wall_s']} s", flush=True)
+    order = [(r, seed, W) for r in range(a.repeats) for seed in a.seeds
+             for W in (a.workers if (r + seed) % 2 == 0 else a.workers[::-1])]   # alternate the order too
+    runs = train_runs(order, a.total_steps)
+    for run in runs:
+        print(f"W={run['workers']} seed={run['seed']} repeat={run['repeat']}: {run['steps_per_s']:.0f} steps/s, "
+              f"solved at {run['solved_at_wall_s']} s", flush=True)
     step_s, P = minibatch_step_time()
     result = {"command": " ".join(sys.argv), "cores": cores, "load_average_before": load_before,
               "load_average_after": os.getloadavg(), "total_steps": a.total_steps,

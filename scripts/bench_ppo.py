@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 from rlref import train as train_module  # noqa: E402
 from rlref.algos import ppo  # noqa: E402
 from rlref.config import parse_value  # noqa: E402
-from rlref.rollout import make_envs  # noqa: E402
+from rlref.envs import make_envs  # noqa: E402
 
 rlref.keep_freed_memory()                 # as `python -m rlref` does
 

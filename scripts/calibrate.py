@@ -3,7 +3,9 @@
     python scripts/calibrate.py a2c CartPole-v1 --seeds 11-40 --total-steps 200000 [--set k=v ...] [--jobs 2]
     python scripts/calibrate.py dppo CartPole-v1 --seeds 11-30 --mpi 2 --jobs 1   # mpiexec -n 2 per seed
 
-Prints one line per seed (solved_at_steps, deterministic evaluation, wall seconds) and a summary:
+Each seed is one `python -m rlref train` child run by rlref/bench.py (its run directories and
+stderr logs stay in a temporary folder, named at the end). Prints one line per seed (solved_at_steps,
+deterministic evaluation, wall seconds) and a summary:
 how many seeds reach the evaluation threshold, the worst evaluation, and the median steps to
 solve. Learning tests choose their seeds outside every range used here and their k-of-n rule from
 these counts (see the comment above each learning test).
@@ -12,14 +14,9 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 
-import rlref  # noqa: E402
-
-ENV = rlref.one_blas_thread(dict(os.environ))
+from rlref.bench import plan_run, run_name, summaries
 
 
 def seed_list(text):
@@ -28,18 +25,6 @@ def seed_list(text):
         lo, _, hi = part.partition("-")
         out += list(range(int(lo), int(hi or lo) + 1))
     return out
-
-
-def run(algo, env, seed, steps, settings, mpi=None):
-    out = tempfile.mkdtemp(prefix=f"rlref-cal-{algo}-{seed}-")
-    cmd = ["mpiexec", "-n", str(mpi)] if mpi else []
-    cmd += [sys.executable, "-m", "rlref", "train", algo, "--env", env, "--seed", str(seed), "--out", out, "--quiet"]
-    cmd += ["--total-steps", str(steps)] if steps else []
-    for s in settings:
-        cmd += ["--set", s]
-    subprocess.run(cmd, check=True, env=ENV, stdout=subprocess.DEVNULL)
-    with open(os.path.join(out, "summary.json")) as f:
-        return json.load(f)
 
 
 def main():
@@ -53,22 +38,25 @@ def main():
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--mpi", type=int, default=None, help="run each seed as mpiexec -n MPI (dppo)")
     a = ap.parse_args()
-    with ThreadPoolExecutor(a.jobs) as pool:
-        summaries = list(pool.map(lambda s: run(a.algo, a.env, s, a.total_steps, a.set, a.mpi), a.seeds))
-    threshold = a.threshold if a.threshold is not None else summaries[0]["threshold"]
-    for s in summaries:
+    out = tempfile.mkdtemp(prefix=f"rlref-cal-{a.algo}-")                 # rlref.bench runs the seeds
+    grid = [plan_run(a.algo, a.env, seed, os.path.join(out, "runs", run_name(a.algo, a.env, seed)), a.total_steps,
+                     a.set, workers=a.mpi) for seed in a.seeds]
+    runs = summaries(grid, a.jobs, os.path.join(out, "logs"))
+    threshold = a.threshold if a.threshold is not None else runs[0]["threshold"]
+    for s in runs:
         print(f"seed {s['seed']:5d}  solved_at {str(s['solved_at_steps']):>8}  eval {s['eval_return_mean']:9.2f}"
               f"  wall {s['wall_s']:6.1f} s  steps/s {s['steps_per_s']:8.0f}", flush=True)
-    evals = [s["eval_return_mean"] for s in summaries]
-    solved = [s["solved_at_steps"] for s in summaries if s["solved_at_steps"]]
+    evals = [s["eval_return_mean"] for s in runs]
+    solved = [s["solved_at_steps"] for s in runs if s["solved_at_steps"]]
     print(json.dumps({"algo": a.algo, "env": a.env, "seeds": f"{a.seeds[0]}..{a.seeds[-1]}", "n": len(evals),
-                      "total_steps": summaries[0]["config"]["total_steps"], "settings": a.set,
+                      "total_steps": runs[0]["config"]["total_steps"], "settings": a.set,
                       "eval_threshold": threshold, "reached": sum(e >= threshold for e in evals),
                       "worst_eval": min(evals), "median_eval": statistics.median(evals),
                       "solved_seeds": len(solved), "median_solved_at": statistics.median(solved) if solved else None,
-                      "median_wall_s": statistics.median(s["wall_s"] for s in summaries),
-                      "median_solved_at_wall_s": statistics.median(s["solved_at_wall_s"] for s in summaries
-                                                                   if s["solved_at_wall_s"]) if solved else None}))
+                      "median_wall_s": statistics.median(s["wall_s"] for s in runs),
+                      "median_solved_at_wall_s": statistics.median(s["solved_at_wall_s"] for s in runs
+                                                                   if s["solved_at_wall_s"]) if solved else None,
+                      "run_directories": out}))
 
 
 if __name__ == "__main__":

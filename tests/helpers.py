@@ -1,13 +1,16 @@
 """What several test files share: the command line run in a subprocess, with this checkout's rlref
-and one BLAS thread (conftest.py set it for this process; the children inherit it)."""
-import csv
+and one BLAS thread (conftest.py set it for this process; the children inherit it), and
+progress.csv compared between runs."""
 import json
 import os
 import subprocess
 import sys
 import tempfile
 
+import numpy as np
+
 import rlref
+from rlref.rundir import read_progress  # noqa: F401  (the one reader of progress.csv, for the tests too)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = rlref.one_blas_thread(dict(os.environ, PYTHONPATH=ROOT))
@@ -28,6 +31,18 @@ def train_summary(algo, seed, *args, env="CartPole-v1", out=None):
         return {**json.load(f), "run_dir": str(out)}
 
 
-def read_progress(run_dir):
-    with open(os.path.join(run_dir, "progress.csv"), newline="") as f:
-        return list(csv.DictReader(f))
+def learning_columns(run_dir):
+    """progress.csv's columns as arrays, wall_s (the only one that differs between equal runs) left out."""
+    return {k: np.array(v) for k, v in read_progress(run_dir).items() if k != "wall_s"}
+
+
+def same_progress(a, b):
+    """Whether two run directories logged bitwise the same progress.csv but for wall_s (NaN, the
+    return_mean before the first finished episode, equal to NaN)."""
+    ca, cb = learning_columns(a), learning_columns(b)
+    return list(ca) == list(cb) and all(np.array_equal(ca[k], cb[k], equal_nan=True) for k in ca)
+
+
+def n_rows(run_dir):
+    """The number of iterations progress.csv has logged."""
+    return len(read_progress(run_dir).get("iteration", []))

@@ -137,11 +137,11 @@ def check_training(plant):
     record = {"hashes": [], "valid": 0, "episodes": 0}
     real_update = dppo.update
 
-    def update(agent, batch, config, rng, progress=0.0, workers=None):
+    def update(agent, batch, config, rng, budget_used=0.0, workers=None):
         record.setdefault("first_batch", hashlib.sha256(batch.obs.tobytes()).hexdigest())
         record["valid"] += int(batch.valid.sum())
         record["episodes"] += len(batch.episode_returns)
-        new, diag = real_update(agent, batch, config, rng, progress, workers)
+        new, diag = real_update(agent, batch, config, rng, budget_used, workers)
         parts = [theta_of(new), new["opt"]["m"], new["opt"]["v"], np.atleast_1d(new["state"]["beta"]),
                  workers.shared["obs_rms"]["mean"], workers.shared["obs_rms"]["var"], workers.shared["ret_rms"]["var"]]
         record["hashes"].append(hashlib.sha256(b"".join(np.asarray(p, float).tobytes() for p in parts)).hexdigest())
@@ -190,18 +190,34 @@ def fail_on_rank_1():
     from rlref.errors import NonFiniteError
     real_update = dppo.update
 
-    def update(agent, batch, config, rng, progress=0.0, workers=None):
+    def update(agent, batch, config, rng, budget_used=0.0, workers=None):
         if workers.rank == 1 and int(agent["state"]["updates"]) == 5:
             raise NonFiniteError("planted on rank 1")
-        return real_update(agent, batch, config, rng, progress, workers)
+        return real_update(agent, batch, config, rng, budget_used, workers)
 
     dppo.update = update
     out = COMM.bcast(tempfile.mkdtemp(prefix="rlref-mpi-abort-") if RANK == 0 else None, root=0)
     train_mod.train("dppo", dppo.Config(total_steps=20_000), out, quiet=True)
 
 
+def check_collectives(plant):
+    """The Workers' collectives against values computed here by formula: rank r contributes
+    (r + 1) x to the average (DPPO.1), whose value is then (W + 1) / 2 x; the sums, the maxima
+    (stop / save decisions) and what rank 0 gathers (a checkpoint's parts)."""
+    workers = dppo.Workers(COMM, MPI)
+    if plant == "mean_sums":                           # planted: the Allreduce sum, not divided by W
+        workers.mean = lambda v: workers._allreduce(np.asarray(v, dtype=np.float64), MPI.SUM)
+    x = np.array([1.0, -2.0, 0.5, 3.0])
+    mean = workers.mean((RANK + 1) * x)
+    return {"mean_error": float(np.max(np.abs(mean - (W + 1) / 2 * x))),
+            "total": list(workers.total((RANK + 1, 0.5 * (RANK + 1)))), "total_expected": [W * (W + 1) / 2,
+                                                                                         W * (W + 1) / 4],
+            "agree": workers.agree([RANK, 0, W - 1 - RANK]), "agree_expected": [W - 1, 0, W - 1],
+            "gathered": workers.gather_on_root({"rank": RANK}), "gathered_expected": [{"rank": r} for r in range(W)]}
+
+
 CHECKS = {"equivalence": check_equivalence, "merged_stats": check_merged_stats, "training": check_training,
-          "sync_error": check_sync_error}
+          "sync_error": check_sync_error, "collectives": check_collectives}
 
 
 def main():

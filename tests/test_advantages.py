@@ -148,7 +148,8 @@ def test_batch_samples_is_the_preamble_every_algorithm_shared(rng):
     from rlref.advantages import batch_samples
     from rlref.nn import init_mlp
     from rlref.policy import init_policy
-    from rlref.rollout import collect, make_envs, start
+    from rlref.envs import make_envs
+    from rlref.rollout import collect, start
     from rlref.value import value_forward
     envs = make_envs("CartPole-v1", 4)
     policy, value = init_policy([4, 8, 2], rng), init_mlp([4, 8, 1], rng)

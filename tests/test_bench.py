@@ -1,18 +1,18 @@
 """`python -m rlref bench`: a tiny grid through the command line (table, figures, JSON), reuse of
 finished runs, refusal of runs made with other settings, a failing child, --report-only, and the
 Wilson interval the calibrations of issue 14 item 8 rely on."""
-import csv
 import json
 import math
 import os
 import re
 import shutil
+import sys
 
 import numpy as np
 import pytest
 
 from rlref.algos import ppo
-from rlref.bench import child_command, existing_run, planned_config
+from rlref.bench import child_command, existing_run, plan_run, planned_config, summaries
 from rlref.benchreport import wilson_interval
 from rlref.errors import ConfigError
 
@@ -61,8 +61,7 @@ def test_grid_writes_the_table_figures_and_json(grid):
             with open(os.path.join(run_dir, "config.json")) as f:
                 config = json.load(f)
             assert (config["algorithm"], config["seed"], config["total_steps"]) == (algo, seed, 2000)
-            with open(os.path.join(run_dir, "progress.csv"), newline="") as f:
-                final.append(float(list(csv.DictReader(f))[-1]["return_mean"]))
+            final.append(read_progress(run_dir)["return_mean"][-1])
             with open(os.path.join(run_dir, "summary.json")) as f:
                 evals.append(json.load(f)["eval_return_mean"])
         mean, std = sum(final) / 2, math.sqrt(sum((x - sum(final) / 2) ** 2 for x in final) / 1)  # ddof 1
@@ -80,9 +79,9 @@ def test_grid_writes_the_table_figures_and_json(grid):
         # the figure's curve: both seeds' return_mean on the steps where both have it
         curves = []
         for seed in (1, 2):
-            rows = [r for r in read_progress(os.path.join(out, "runs", f"{algo}-CartPole-v1-s{seed}"))
-                    if not math.isnan(float(r["return_mean"]))]          # before the first episode ends
-            curves.append(([float(r["env_steps"]) for r in rows], [float(r["return_mean"]) for r in rows]))
+            p = read_progress(os.path.join(out, "runs", f"{algo}-CartPole-v1-s{seed}"))
+            rows = [(x, y) for x, y in zip(p["env_steps"], p["return_mean"]) if not math.isnan(y)]   # episodes ended
+            curves.append(([x for x, _ in rows], [y for _, y in rows]))
         steps = np.array(row["curve"]["steps"])
         assert steps[0] == max(c[0][0] for c in curves) and steps[-1] == min(c[0][-1] for c in curves)
         Y = np.array([np.interp(steps, *c) for c in curves])
@@ -122,6 +121,18 @@ def test_failing_child_is_reported_and_the_grid_goes_on(tmp_path):
     assert os.path.isfile(os.path.join(out, "runs", "ppo-CartPole-v1-s1", "summary.json"))
 
 
+def test_scripts_get_every_summary_or_the_names_of_the_runs_that_failed(tmp_path):
+    """bench.summaries: what scripts/calibrate.py and the other many-seed scripts read."""
+    good = [plan_run("ppo", "CartPole-v1", seed, str(tmp_path / f"s{seed}"), 600, ["eval_episodes=2"]) for seed in (1, 2)]
+    got = summaries(good, 2, str(tmp_path / "logs"))
+    assert [(s["seed"], s["config"]["total_steps"], s["eval_episodes"]) for s in got] == [(1, 600, 2), (2, 600, 2)]
+    again = plan_run("ppo", "CartPole-v1", 1, str(tmp_path / "s1"), 600, ["eval_episodes=2"])      # finished: reused
+    bad = plan_run("ppo", "NoSuchEnv-v0", 1, str(tmp_path / "bad"), 600)
+    assert again["action"] == "reuse"
+    with pytest.raises(RuntimeError, match=r"1 of 2 runs did not finish .*: bad: .*NoSuchEnv"):
+        summaries([again, bad], 2, str(tmp_path / "logs"))
+
+
 def test_report_only_rebuilds_without_running(grid, tmp_path):
     out = str(tmp_path / "copy")
     shutil.copytree(grid[0], out)
@@ -153,12 +164,16 @@ def test_what_an_existing_run_directory_gets(tmp_path):
     os.makedirs(os.path.join(run_dir, "checkpoint"))
     with open(os.path.join(run_dir, "config.json"), "w") as f:
         json.dump(expected, f)
-    run = {"algo": "ppo", "env": "CartPole-v1", "seed": 3, "dir": run_dir}
-    assert existing_run(run_dir, expected) == ("resume", [])
-    assert child_command({**run, "action": "resume"}, 2000, ["lr=0.001"])[3:] == ["train", "--resume", run_dir, "--quiet"]
+    run = plan_run("ppo", "CartPole-v1", 3, run_dir, 2000, ["lr=0.001"])
+    assert (run["action"], run["differences"], run["config"]) == ("resume", [], expected)
+    assert child_command(run)[1:] == ["-m", "rlref", "train", "--resume", run_dir, "--quiet"]
     os.rmdir(os.path.join(run_dir, "checkpoint"))
     assert existing_run(run_dir, expected) == ("restart", [])
-    assert child_command({**run, "action": "restart"}, 2000, ["lr=0.001"])[-1] == "--overwrite"
+    assert child_command({**run, "action": "restart"})[1:] == [
+        "-m", "rlref", "train", "ppo", "--env", "CartPole-v1", "--seed", "3", "--total-steps", "2000",
+        "--set", "lr=0.001", "--out", run_dir, "--quiet", "--overwrite"]
+    two = plan_run("dppo", "CartPole-v1", 3, str(tmp_path / "d"), workers=2)      # under mpiexec -n 2
+    assert child_command(two)[1:3] == ["-n", "2"] and child_command(two)[3:6] == [sys.executable, "-m", "rlref"]
     open(os.path.join(run_dir, "summary.json"), "w").close()
     assert existing_run(run_dir, expected) == ("reuse", [])
     assert existing_run(run_dir, {**expected, "lr": 0.01})[1] == ["lr: 0.001 there, 0.01 here"]

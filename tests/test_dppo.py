@@ -8,19 +8,24 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 import pytest
 
-from helpers import ENV, ROOT, read_progress
+from helpers import ENV, ROOT, n_rows, same_progress
+import rlref
+from rlref import checkpoint
 from rlref.algos import dppo, ppo
 from rlref.config import parse_value
 from rlref.errors import ConfigError
 from rlref.normalize import rms_init, rms_merge, rms_update
-from rlref.rollout import Batch, collect, make_envs, start
+from rlref.envs import make_envs
+from rlref.rollout import Batch, collect, start
 from rlref.value import value_forward
 
 MPIEXEC = os.path.join(os.path.dirname(sys.executable), "mpiexec")
@@ -72,6 +77,16 @@ def test_every_rank_holds_identical_parameters_after_every_update(mpi_results):
 
 
 @needs_mpi
+def test_the_workers_average_is_an_average_and_sums_are_sums(mpi_results):
+    """Adam and the gradient-norm clip absorb a factor W in the gradient, so the W x B = WB
+    equivalence above would still hold if Workers.mean summed: the average is tested itself."""
+    got = mpi_results["collectives"]
+    assert got["mean_error"] <= 1e-12, got
+    assert got["total"] == got["total_expected"] and got["agree"] == got["agree_expected"], got
+    assert got["gathered"] == got["gathered_expected"], got
+
+
+@needs_mpi
 def test_a_rank_that_steps_differently_raises_sync_error(mpi_results):
     got = mpi_results["sync_error"]
     assert got["raised"] and "differ after update 1" in got["message"], got
@@ -80,14 +95,12 @@ def test_a_rank_that_steps_differently_raises_sync_error(mpi_results):
 @needs_mpi
 def test_two_worker_runs_are_reproducible_and_the_workers_see_different_episodes():
     out = tempfile.mkdtemp(prefix="rlref-dppo-repro-")
-    rows = []
     for name in ("a", "b"):
         done = mpiexec(sys.executable, "-m", "rlref", "train", "dppo", "--seed", "9", "--total-steps", "3000",
                        "--quiet", "--out", os.path.join(out, name))
         assert done.returncode == 0, done.stderr[-3000:]
         assert done.stdout.count("dppo on CartPole-v1, seed 9:") == 1, done.stdout    # rank 0 alone prints
-        rows.append([{k: v for k, v in r.items() if k != "wall_s"} for r in read_progress(os.path.join(out, name))])
-    assert rows[0] == rows[1] and len(rows[0]) >= 5
+    assert same_progress(os.path.join(out, "a"), os.path.join(out, "b")) and n_rows(os.path.join(out, "a")) >= 5
     # rank r's generators are its own (child 4 + r of the run's SeedSequence), the same in every run
     first = {}
     for rank in (0, 1, 2):
@@ -99,6 +112,48 @@ def test_two_worker_runs_are_reproducible_and_the_workers_see_different_episodes
     w.rank = 1
     assert [g.integers(2**62) for g in w.generators(9).values()] == first[1]
     shutil.rmtree(out, ignore_errors=True)
+
+
+@needs_mpi
+def test_sigint_stops_every_rank_after_the_same_iteration_and_resume_continues_bitwise(tmp_path):
+    """Ctrl-C to mpiexec: every rank finishes the iteration, rank 0 saves, one line, exit 130; the
+    checkpoint holds every rank's state, so --resume under the same W is the straight run; another
+    W is refused by name (rank 0 alone says so)."""
+    args = [sys.executable, "-m", "rlref", "train", "dppo", "--seed", "12", "--total-steps", "40000", "--quiet"]
+    straight, out = str(tmp_path / "straight"), str(tmp_path / "stopped")
+    assert mpiexec(*args, "--out", straight).returncode == 0
+    proc = subprocess.Popen([MPIEXEC, "-n", "2", *args, "--out", out], env=ENV, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (os.path.exists(os.path.join(out, "progress.csv")) and n_rows(out) >= 3):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    ours = [line for line in err.splitlines() if line.strip() and not line.startswith("[mpiexec@")]   # its notice
+    assert proc.returncode == 130 and len(ours) == 1, err
+    assert ours[0].startswith("stopped by SIGINT after iteration ") and \
+        ours[0].endswith(f"Continue with: mpiexec -n 2 python -m rlref train --resume {out}"), err
+    meta = checkpoint.load_meta(out)
+    assert meta["workers"] == 2 and meta["counters"]["iteration"] == n_rows(out) >= 3
+    assert meta["counters"]["env_steps"] < 40000 and not os.path.exists(os.path.join(out, "summary.json"))
+    assert rlref.load(out).act(np.zeros(4)) in (0, 1)                              # loadable as it is
+    for n in (1, 3):
+        other = (subprocess.run(args[:3] + ["train", "--resume", out], capture_output=True, text=True, env=ENV, cwd=ROOT)
+                 if n == 1 else mpiexec(*args[:3], "train", "--resume", out, n=3))
+        assert other.returncode == 2 and other.stderr.strip().splitlines()[-1] == (
+            f"error: RunDirectoryError: {out} was trained by 2 workers and this job has {n}: a run continues with "
+            f"the workers it had (mpiexec -n 2 python -m rlref train --resume {out})"), other.stderr
+        assert other.stderr.count("error:") == 1
+    done = mpiexec(*args[:3], "train", "--resume", out, "--quiet")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert same_progress(straight, out)
+    with np.load(os.path.join(straight, "checkpoint", "params.npz")) as a, \
+            np.load(os.path.join(out, "checkpoint", "params.npz")) as b:
+        assert a.files == b.files and "collector.1/obs" in a.files
+        assert all(np.array_equal(a[k], b[k]) for k in a.files)
+    summaries = [json.load(open(os.path.join(d, "summary.json"))) for d in (straight, out)]
+    assert [(s["eval_return_mean"], s["solved_at_steps"], s["total_steps"]) for s in summaries][0] == \
+        [(s["eval_return_mean"], s["solved_at_steps"], s["total_steps"]) for s in summaries][1]
 
 
 @needs_mpi
@@ -226,10 +281,8 @@ def test_without_mpiexec_it_trains_as_one_worker_and_says_how_to_run_more(mpi):
     ppo_run = subprocess.run([sys.executable, "-m", "rlref", "train", "ppo", *args, "--out", os.path.join(out, "p"),
                               *[x for kv in sets for x in ("--set", kv)]], capture_output=True, text=True, env=ENV)
     ppo_run.check_returncode()
-    rows_d, rows_p = read_progress(os.path.join(out, "d")), read_progress(os.path.join(out, "p"))
-    assert len(rows_d) == len(rows_p) > 5
-    assert all({k: v for k, v in a.items() if k != "wall_s"} == {k: v for k, v in b.items() if k != "wall_s"}
-               for a, b in zip(rows_d, rows_p))
+    assert n_rows(os.path.join(out, "d")) > 5
+    assert same_progress(os.path.join(out, "d"), os.path.join(out, "p"))
     shutil.rmtree(out, ignore_errors=True)
 
 

@@ -297,17 +297,18 @@ def check_tabular_identity():
 def check_update_logs_exact_kl():
     """One update on real batches: discrete (CartPole) and continuous (Pendulum) actions; the
     logged kl is the exact mean KL(pi_old || pi_new) on the batch, kl_model the budget."""
-    from rlref.rollout import check_spaces, collect, make_envs, start
+    from rlref.envs import make_envs, spaces_of
+    from rlref.rollout import collect, start
     for env_id in ("CartPole-v1", "Pendulum-v1"):
         rng = np.random.default_rng(12)
         config = npg.Config(env=env_id, num_envs=4, n_steps=64, anneal_kl=False)
         envs = make_envs(env_id, config.num_envs)
-        obs_dim, act_dim, gaussian, _ = check_spaces(envs)
+        obs_dim, act_dim, gaussian, _ = spaces_of(envs)
         agent = npg.init_agent(config, obs_dim, act_dim, gaussian, rng)
         batch = collect(start(envs, 0), agent["policy"], config.n_steps, rng)
         envs.close()
         new, diag = npg.update(agent, batch, config, rng)
-        obs = batch.flat(batch.obs[:-1])
+        obs = batch.samples_of(batch.obs[:-1])
         kl = policy_forward(agent["policy"], obs)[0].kl(policy_forward(new["policy"], obs)[0]).mean()
         assert diag["kl"] == kl and abs(diag["kl_model"] / config.max_kl - 1) < 1e-12
         assert 0.5 * config.max_kl < diag["kl"] < 2 * config.max_kl, (env_id, diag)

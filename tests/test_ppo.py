@@ -132,7 +132,8 @@ def test_value_loss_clipped_and_unclipped(rng):
 
 
 def _batch_and_agent(rng, config):
-    from rlref.rollout import collect, make_envs, start
+    from rlref.envs import make_envs
+    from rlref.rollout import collect, start
     envs = make_envs("CartPole-v1", config.num_envs)
     agent = ppo.init_agent(config, 4, 2, False, rng)
     batch = collect(start(envs, 0), agent["policy"], config.n_steps, rng)
@@ -143,7 +144,7 @@ def test_value_clipping_compares_with_values_stored_at_collection(rng, monkeypat
     config = ppo.Config(num_envs=4, n_steps=32, minibatch_size=32, epochs=3, clip_value=True)
     agent, batch = _batch_and_agent(rng, config)
     from rlref.value import value_forward
-    V_collect = batch.flat(value_forward(agent["value"], batch.obs)[:-1])
+    V_collect = batch.samples_of(value_forward(agent["value"], batch.obs)[:-1])
     seen = []
     original = ppo.value_loss_and_grad
     monkeypatch.setattr(ppo, "value_loss_and_grad", lambda v, R, V_old, eps: (seen.append(V_old), original(v, R, V_old, eps))[1])
@@ -166,8 +167,8 @@ def test_advantage_normalization_happens_once(mode, rng, monkeypatch):
     from rlref.advantages import gae
     from rlref.value import value_forward
     values = value_forward(agent["value"], batch.obs)
-    raw = batch.flat(gae(batch.rewards, values[:-1], values[1:], batch.terminated, batch.dones,
-                         config.gamma, config.lam)[0])
+    raw = batch.samples_of(gae(batch.rewards, values[:-1], values[1:], batch.terminated, batch.dones,
+                               config.gamma, config.lam)[0])
     A = np.concatenate(seen)
     if mode == "batch":      # standardized once over the batch, then passed through untouched
         np.testing.assert_allclose(np.sort(A), np.sort((raw - raw.mean()) / (raw.std() + 1e-8)), atol=1e-13)

@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from helpers import ENV, read_progress
+from helpers import ENV, n_rows, same_progress
 from rlref import checkpoint, cli
 from rlref import train as train_module
 from rlref.errors import CheckpointError, RunDirectoryError
@@ -38,17 +38,13 @@ def _stop_during_update(monkeypatch, algo, at_call, action):
     monkeypatch.setattr(module, "update", update)
 
 
-def _rows(run_dir):
-    return [{k: v for k, v in row.items() if k != "wall_s"} for row in read_progress(run_dir)]
-
-
 def _params(run_dir):
     with np.load(os.path.join(run_dir, "checkpoint", "params.npz")) as data:
         return {k: data[k] for k in data.files}
 
 
 def _assert_same_run(a, b):
-    assert _rows(a) == _rows(b)
+    assert same_progress(a, b)
     pa, pb = _params(a), _params(b)
     assert pa.keys() == pb.keys()
     for key in pa:
@@ -58,23 +54,26 @@ def _assert_same_run(a, b):
 
 
 # PPO on CartPole (the vectorized env), PPO on Pendulum (a sync vector env, normalized observations,
-# scaled rewards: the running discounted return is part of the state), REINFORCE (whole episodes).
+# scaled rewards: the running discounted return is part of the state), REINFORCE (whole episodes),
+# DPPO as one worker (two: tests/test_dppo.py, under mpiexec).
 @pytest.mark.parametrize("algo, env, steps, at", [("ppo", "CartPole-v1", 12_000, 9),
                                                   ("ppo", "Pendulum-v1", 16_384, 4),
-                                                  ("reinforce", "CartPole-v1", 6_000, 3)])
+                                                  ("reinforce", "CartPole-v1", 6_000, 3),
+                                                  ("dppo", "CartPole-v1", 6_000, 5)])
 def test_stopped_and_resumed_run_is_bitwise_the_straight_run(algo, env, steps, at, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "mpi4py", None)     # dppo: one worker, and no MPI in this process
     config = _config(algo, env, steps)
     straight = train(algo, config, tmp_path / "straight", quiet=True)
-    _stop_during_update(monkeypatch, algo, at, lambda: os.kill(os.getpid(), signal.SIGTERM))
-    stopped = train(algo, config, tmp_path / "stopped", quiet=True)
-    monkeypatch.undo()
+    with monkeypatch.context() as patched:
+        _stop_during_update(patched, algo, at, lambda: os.kill(os.getpid(), signal.SIGTERM))
+        stopped = train(algo, config, tmp_path / "stopped", quiet=True)
     assert stopped["stopped_by"] == signal.SIGTERM and stopped["iterations"] == at   # the iteration finished
     assert checkpoint.load_meta(tmp_path / "stopped")["counters"]["iteration"] == at
-    assert len(read_progress(tmp_path / "stopped")) == at
+    assert n_rows(tmp_path / "stopped") == at
     assert not os.path.exists(tmp_path / "stopped" / "summary.json")           # not a finished run
     assert "--resume" in capsys.readouterr().err
     assert cli.main(["train", "--resume", str(tmp_path / "stopped"), "--quiet"]) == 0
-    assert len(read_progress(tmp_path / "stopped")) == straight["iterations"]
+    assert n_rows(tmp_path / "stopped") == straight["iterations"]
     _assert_same_run(tmp_path / "straight", tmp_path / "stopped")
 
 
@@ -98,7 +97,7 @@ def test_resume_after_a_hard_kill_drops_the_rows_after_the_checkpoint(tmp_path, 
     with pytest.raises(SystemExit):
         train("ppo", config, tmp_path / "killed", quiet=True)
     monkeypatch.undo()
-    assert saves == [4, 8] and len(read_progress(tmp_path / "killed")) == 10
+    assert saves == [4, 8] and n_rows(tmp_path / "killed") == 10
     resume(tmp_path / "killed", quiet=True)
     _assert_same_run(tmp_path / "straight", tmp_path / "killed")
 
@@ -156,6 +155,26 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path, capsys):
         train("ppo", config, tmp_path / "done", quiet=True)
 
 
+def test_a_run_killed_while_saving_its_first_checkpoint_says_how_to_start_again(tmp_path):
+    """What a process killed during its first save leaves (config.json, progress rows, a half-written
+    checkpoint.new/) is no checkpoint: training there again and --resume both say to start it again
+    with --overwrite (not to resume it), which then replaces every file of it."""
+    config = _config("ppo", "CartPole-v1", 2_000)
+    train("ppo", config, tmp_path / "run", quiet=True)
+    shutil.rmtree(tmp_path / "run" / "checkpoint")
+    os.remove(tmp_path / "run" / "summary.json")
+    os.makedirs(tmp_path / "run" / "checkpoint.new")
+    (tmp_path / "run" / "checkpoint.new" / "params.npz").write_bytes(b"PK\x03\x04 half")
+    with pytest.raises(RunDirectoryError) as refused:
+        train("ppo", config, tmp_path / "run", quiet=True)
+    assert "stopped before its first checkpoint" in str(refused.value) and "--resume" not in str(refused.value)
+    with pytest.raises(CheckpointError, match=r"the run stopped before its first checkpoint was complete, so there "
+                                              r"is nothing to continue; start it again with --overwrite"):
+        resume(tmp_path / "run")
+    train("ppo", config, tmp_path / "run", quiet=True, overwrite=True)
+    assert sorted(os.listdir(tmp_path / "run")) == ["checkpoint", "config.json", "progress.csv", "summary.json"]
+
+
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_saves_and_exits_cleanly_from_the_command_line(signum, code, tmp_path):
     out = tmp_path / "run"
@@ -163,7 +182,7 @@ def test_a_signal_saves_and_exits_cleanly_from_the_command_line(signum, code, tm
                              "--out", str(out), "--quiet"], env=ENV, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (os.path.exists(out / "progress.csv") and len(read_progress(out)) >= 3):
+    while time.monotonic() < deadline and not (os.path.exists(out / "progress.csv") and n_rows(out) >= 3):
         time.sleep(0.05)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
@@ -171,5 +190,5 @@ def test_a_signal_saves_and_exits_cleanly_from_the_command_line(signum, code, tm
     assert "Traceback" not in err and f"stopped by {signal.Signals(signum).name}" in err
     assert f"--resume {out}" in err
     iterations = checkpoint.load_meta(out)["counters"]["iteration"]
-    assert iterations == len(read_progress(out)) >= 3
+    assert iterations == n_rows(out) >= 3
     assert not os.path.exists(out / "summary.json")

@@ -6,7 +6,8 @@ import pytest
 
 from rlref.errors import ConfigError, NonFiniteError, UnsupportedSpaceError
 from rlref.policy import init_policy
-from rlref.rollout import collect, make_envs, start
+from rlref.envs import make_envs
+from rlref.rollout import collect, start
 
 
 class ScriptedEnv(gym.Env):
@@ -82,7 +83,7 @@ def test_stored_transitions_follow_the_script(rng):
     assert batches[0].episode_lengths == [3, 5, 2, 1]
     assert batches[1].episode_returns == [201 + 202 + 203 + 204]
     # 13 calls x 2 envs, minus the autoreset slots: env 0 at t = 3, 6, 6 + 4; env 1 at t = 5, 7
-    assert collector.total_steps == 13 * 2 - 5
+    assert collector.transitions == 13 * 2 - 5
 
 
 def test_actions_are_clipped_only_when_sent_to_the_env(rng):

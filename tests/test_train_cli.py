@@ -1,29 +1,23 @@
 """Training through the command line: run directory, determinism across processes, checkpoints,
 evaluation, bad configuration, plots."""
-import csv
 import json
 import os
 
 import numpy as np
 import pytest
 
-from rlref import checkpoint, runstate
+from rlref import checkpoint
 from rlref.algos import a2c, reinforce
 from rlref.cli import main
+from rlref.envs import make_envs
 from rlref.errors import CheckpointError, ConfigError, RunDirectoryError
+from rlref.rollout import start
 from rlref.train import train
 
 from helpers import cli as rlref
+from helpers import read_progress, same_progress
 
 rlref_cli = rlref                 # for the tests that also import the package rlref
-
-
-def progress_without_wall(run_dir):
-    with open(os.path.join(run_dir, "progress.csv"), newline="") as f:
-        rows = list(csv.DictReader(f))
-    for r in rows:
-        r.pop("wall_s")
-    return rows
 
 
 @pytest.fixture(scope="module")
@@ -47,18 +41,39 @@ def test_run_directory_contents(two_runs):
                 "eval_return_std", "eval_episodes", "threshold", "solved_at_steps", "solved_at_wall_s"):
         assert key in s
     assert s["threshold"] == 475.0 and s["eval_episodes"] == 20 and s["total_steps"] >= 4000
-    rows = progress_without_wall(d)
-    assert list(rows[0])[:6] == ["iteration", "env_steps", "episodes", "return_mean", "return_std", "length_mean"]
-    assert "kl" in rows[0] and "loss_pi" in rows[0] and "entropy" in rows[0]
-    assert [int(r["iteration"]) for r in rows] == list(range(1, len(rows) + 1))
+    columns = read_progress(d)
+    assert list(columns)[:7] == ["iteration", "env_steps", "wall_s", "episodes", "return_mean", "return_std",
+                                 "length_mean"]
+    assert "kl" in columns and "loss_pi" in columns and "entropy" in columns
+    assert columns["iteration"] == list(range(1, len(columns["iteration"]) + 1))
+
+
+def test_progress_csv_is_read_back_as_written(tmp_path):
+    """The one reader of progress.csv: float columns, "nan" and empty cells as NaN, a row cut short
+    at the end (being written) skipped; last_row_only reads the end of a long file only."""
+    (tmp_path / "progress.csv").write_text("iteration,env_steps,return_mean,kl\n1,128,nan,0.5\n2,256,12.5,\n"
+                                           "3,384,13.25,1e-3\n4,51")
+    p = read_progress(tmp_path)
+    assert p["iteration"] == [1.0, 2.0, 3.0] and p["env_steps"] == [128.0, 256.0, 384.0]
+    assert np.isnan(p["return_mean"][0]) and p["return_mean"][1:] == [12.5, 13.25]
+    assert np.isnan(p["kl"][1]) and p["kl"][2] == 1e-3
+    assert read_progress(tmp_path, last_row_only=True) == {"iteration": [3.0], "env_steps": [384.0],
+                                                          "return_mean": [13.25], "kl": [1e-3]}
+    rows = "".join(f"{i},{128 * i},{i / 7!r},0.25\n" for i in range(1, 3001))       # ~70 kB
+    (tmp_path / "progress.csv").write_text("iteration,env_steps,return_mean,kl\n" + rows)
+    assert read_progress(tmp_path, last_row_only=True) == {"iteration": [3000.0], "env_steps": [384000.0],
+                                                          "return_mean": [3000 / 7], "kl": [0.25]}
+    assert len(read_progress(tmp_path)["iteration"]) == 3000
+    with pytest.raises(FileNotFoundError, match="is not a run directory"):
+        read_progress(tmp_path / "nothing")
 
 
 def test_same_seed_two_processes_bitwise_identical(two_runs):
     a, b, other = two_runs
-    assert progress_without_wall(a) == progress_without_wall(b)
+    assert same_progress(a, b)
     pa, pb = (np.load(os.path.join(d, "checkpoint", "params.npz")) for d in (a, b))
     assert all(np.array_equal(pa[k], pb[k]) for k in pa.files)
-    assert progress_without_wall(a) != progress_without_wall(other)
+    assert not same_progress(a, other)
 
 
 def test_global_seeding_changes_nothing(tmp_path):
@@ -67,7 +82,7 @@ def test_global_seeding_changes_nothing(tmp_path):
     train("reinforce", config, str(tmp_path / "x"), quiet=True)
     np.random.seed(123)
     train("reinforce", config, str(tmp_path / "y"), quiet=True)
-    assert progress_without_wall(str(tmp_path / "x")) == progress_without_wall(str(tmp_path / "y"))
+    assert same_progress(str(tmp_path / "x"), str(tmp_path / "y"))
 
 
 def test_save_load_evaluate_gives_the_summary_returns(two_runs):
@@ -79,15 +94,15 @@ def test_save_load_evaluate_gives_the_summary_returns(two_runs):
     assert json.loads(done.stdout)["eval_return_mean"] == summary["eval_return_mean"]
 
 
-def _like(run_dir):
-    meta = checkpoint.load_meta(run_dir)
-    config = a2c.Config(**meta["config"])       # the agent and the collector's state (for --resume)
-    return {**a2c.init_agent(config, 4, 2, False, np.random.default_rng(0)), **runstate.collector_like(config, 4)}
+def _like(config):
+    """What an a2c checkpoint holds: the agent and the collector's arrays (for --resume)."""
+    return {**a2c.init_agent(config, 4, 2, False, np.random.default_rng(0)),
+            "collector": start(make_envs(config.env, config.num_envs), 0, config).carried()}
 
 
 def test_checkpoint_round_trip_and_corruption(two_runs, tmp_path):
     d = two_runs[0]
-    agent = checkpoint.load(d, _like(d))
+    agent = checkpoint.load(d, _like(a2c.Config(**checkpoint.load_meta(d)["config"])))
     assert agent["policy"].activation == "tanh" and isinstance(agent["opt"]["t"], int)
     copy = str(tmp_path / "copy")
     checkpoint.save(copy, agent, {"note": "resaved"})
@@ -108,8 +123,7 @@ def test_checkpoint_round_trip_and_corruption(two_runs, tmp_path):
     checkpoint.save(str(tmp_path / "small"), small, {})
     with pytest.raises(CheckpointError, match="keys do not match"):
         checkpoint.load(str(tmp_path / "small"), agent)
-    other = {**a2c.init_agent(a2c.Config(hidden=(32, 32)), 4, 2, False, np.random.default_rng(0)),
-             **runstate.collector_like(a2c.Config(), 4)}
+    other = _like(a2c.Config(hidden=(32, 32)))
     with pytest.raises(CheckpointError, match=r"policy/W1 has shape \(4, 64\), expected \(4, 32\)"):
         checkpoint.load(d, other)
     with pytest.raises(CheckpointError, match="no checkpoint"):
@@ -240,7 +254,6 @@ def test_load_act_matches_evaluate(env, algo, tmp_path):
     import gymnasium as gym
 
     import rlref
-    from rlref.rollout import make_envs
     from rlref.train import evaluate
     out = str(tmp_path / "run")
     settings = ["--set", "normalize_obs=true"] if algo == "ppo" else []
@@ -248,7 +261,7 @@ def test_load_act_matches_evaluate(env, algo, tmp_path):
     assert done.returncode == 0, done.stderr
     policy = rlref.load(out)
     assert (policy.obs_rms is not None) == (algo == "ppo")
-    want = evaluate(policy.policy, env, 3, 77, policy.obs_rms, policy.config.obs_clip)
+    want = evaluate(policy, env, 3, 77)
     envs = make_envs(env, 3)                          # the same vector env (CartPole's seeds its own way)
     obs, _ = envs.reset(seed=77)
     got, finished = np.zeros(3), np.zeros(3, bool)
@@ -257,11 +270,11 @@ def test_load_act_matches_evaluate(env, algo, tmp_path):
         got += np.where(finished, 0.0, r)
         finished |= term | trunc
     assert np.allclose(got, want, rtol=0, atol=1e-9), (got, want)
-    from rlref.normalize import normalize_obs
+    from rlref.normalize import rms_normalize
     from rlref.policy import policy_forward
     x = np.asarray(obs, dtype=np.float64)                              # what act must compute, by hand
     if policy.obs_rms is not None:
-        x = normalize_obs(policy.obs_rms, x, policy.config.obs_clip)
+        x = rms_normalize(policy.obs_rms, x, policy.config.obs_clip)
     want_a = policy_forward(policy.policy, x)[0].mode()
     if policy.bounds is not None:
         want_a = np.clip(want_a, *policy.bounds)

@@ -12,7 +12,8 @@ from rlref.errors import ConfigError, NonFiniteError
 from rlref.gradcheck import check_grad, numerical_grad
 from rlref.nn import flatten, unflatten
 from rlref.policy import init_policy, policy_forward
-from rlref.rollout import collect, make_envs, start
+from rlref.envs import make_envs
+from rlref.rollout import collect, start
 
 from helpers import cli  # noqa: E402
 
@@ -249,7 +250,7 @@ def test_update_on_a_cartpole_batch(rng):
     for key in ("kl", "surrogate_gain", "expected_gain", "step_frac", "line_search_failed", "cg_residual",
                 "loss_v", "entropy"):
         assert isinstance(diag[key], float), key
-    obs = batch.flat(batch.obs[:-1])
+    obs = batch.samples_of(batch.obs[:-1])
     assert diag["kl"] == mean_kl(agent["policy"], new_agent["policy"], obs) and 0 < diag["kl"] <= 0.01
     assert diag["surrogate_gain"] > 0 and diag["cg_residual"] < 1.0
     assert new_agent["opt_v"]["t"] == config.v_epochs * -(-len(obs) // config.v_minibatch)
@@ -261,11 +262,11 @@ def test_update_on_a_cartpole_batch(rng):
 def test_annealed_radius(rng):
     agent, batch = cartpole_batch(rng)
     config = trpo.Config(max_kl=0.04)
-    _, diag = trpo.update(agent, batch, config, np.random.default_rng(1), progress=0.75)
+    _, diag = trpo.update(agent, batch, config, np.random.default_rng(1), budget_used=0.75)
     assert diag["max_kl"] == 0.01 and diag["kl"] <= 0.01
     assert diag["kl_model"] == pytest.approx(0.01, rel=1e-12)                   # (TRPO.5) with the annealed radius
     _, fixed = trpo.update(agent, batch, trpo.Config(max_kl=0.04, anneal_kl=False), np.random.default_rng(1),
-                           progress=0.75)
+                           budget_used=0.75)
     assert fixed["max_kl"] == 0.04 and fixed["kl_model"] == pytest.approx(0.04, rel=1e-12)
 
 

@@ -5,7 +5,8 @@ import pytest
 import rlref
 from rlref import cli
 from rlref.errors import ConfigError, MissingDependencyError
-from rlref.train import _seed_from, generators, train
+from rlref.seeding import eval_seed
+from rlref.train import train
 from rlref.algos import ppo
 
 PIL = pytest.importorskip("PIL.Image", reason="Pillow comes with matplotlib")
@@ -25,7 +26,7 @@ def test_the_gif_shows_the_policy_s_own_episode(run, tmp_path, capsys):
     printed = capsys.readouterr().out
     # the same episode by hand: the loaded policy in a plain gymnasium loop, from the evaluation seed
     policy, env = rlref.load(run), gym.make("CartPole-v1")
-    obs, _ = env.reset(seed=_seed_from(generators(3)["eval"]))
+    obs, _ = env.reset(seed=eval_seed(3))
     total, done, steps = 0.0, False, 0
     while not done:
         obs, r, term, trunc, _ = env.step(policy.act(obs))

@@ -101,7 +101,7 @@ def loss_and_grad(policy, value, obs, actions, A_hat, R_hat, config):
     return float(loss), (grads_pi, grads_v), {**{k: float(v) for k, v in parts.items()}, "dist": dist}
 
 
-def update(agent, batch, config, rng, progress=0.0):
+def update(agent, batch, config, rng, budget_used=0.0):
     samples = batch_samples(batch, agent["value"], config.gamma, config.lam,
                             n=config.n if config.advantage == "nstep" else None)   # Step 2 (GAE.2) / (AC.2)
     obs, A_hat = samples["obs"], samples["A_hat"]
@@ -119,7 +119,7 @@ def update(agent, batch, config, rng, progress=0.0):
     # would still move every weight by ~lr per step (it divides by the gradient's own scale) and
     # the policy drifts until it falls. eps = 1e-4 (not 1e-8) scales down steps whose gradients
     # are that small (README's table of choices has the runs that chose it).
-    lr = linear_decay(config.lr, progress, config.anneal_lr)                # (OPT.4)
+    lr = linear_decay(config.lr, budget_used, config.anneal_lr)             # (OPT.4)
     theta, opt = adam_step(np.concatenate([flatten(policy), flatten(value)]), grad, agent["opt"],
                            lr, eps=config.adam_eps, check=False)          # (OPT.2)
     new_policy, new_value = splitter(policy, value)(theta)                 # views into the new theta

@@ -61,7 +61,7 @@ from rlref.algos import ppo
 from rlref.errors import ConfigError, SyncError, require_float, require_int
 from rlref.nn import flatten, unflatten
 from rlref.normalize import rms_init, rms_merge
-from rlref.train import STREAMS, generators
+from rlref.seeding import generators
 
 ROLLOUT = "steps"
 
@@ -143,29 +143,28 @@ class Workers:
         self.shared = {}
 
     def generators(self, seed):
-        """Rank 0: the run's named generators, as in a one-process run. Rank r >= 1: child 4 + r of
-        the run's SeedSequence (after the five named streams), spawned into its own five."""
-        if self.rank == 0:
-            return generators(seed)
-        root = np.random.SeedSequence(seed, spawn_key=(len(STREAMS) - 1 + self.rank,))
-        return dict(zip(STREAMS, (np.random.default_rng(s) for s in root.spawn(len(STREAMS)))))
+        """Rank 0: the run's named generators, as in a one-process run; rank r >= 1: its own five
+        (rlref/seeding.py)."""
+        return generators(seed, worker=self.rank)
 
     def mean(self, x):
         """The average over ranks of an array (Allreduce), identical on every rank.  (DPPO.1)"""
         if self.comm is None:
             return x
-        x = np.ascontiguousarray(x, dtype=np.float64)
-        out = np.empty_like(x)
-        self.comm.Allreduce(x, out, op=self.MPI.SUM)
-        return out / self.size
+        return self._allreduce(np.asarray(x, dtype=np.float64), self.MPI.SUM) / self.size
 
     def total(self, x):
-        """A number, or a tuple of numbers, summed over ranks."""
+        """A number, or a tuple of numbers, summed over ranks (as floats): one Allreduce."""
         if self.comm is None:
             return x
-        if isinstance(x, tuple):
-            return tuple(sum(p[i] for p in self.comm.allgather(x)) for i in range(len(x)))
-        return self.comm.allreduce(x, op=self.MPI.SUM)
+        out = self._allreduce(np.atleast_1d(np.asarray(x, dtype=np.float64)), self.MPI.SUM)
+        return tuple(float(v) for v in out) if isinstance(x, tuple) else float(out[0])
+
+    def _allreduce(self, x, op):
+        x = np.ascontiguousarray(x)
+        out = np.empty_like(x)
+        self.comm.Allreduce(x, out, op=op)
+        return out
 
     def smallest(self, n):
         return n if self.comm is None else self.comm.allreduce(n, op=self.MPI.MIN)
@@ -206,6 +205,25 @@ class Workers:
             merged = merge_shared(before, self.comm.allgather(rms_unmerge(local, before)))
             setattr(collector, name, merged)
             self.shared[name] = merged
+
+    def after_resume(self, collector):
+        """A resumed run's statistics, identical on every rank at a checkpoint, are the shared ones."""
+        self.shared = collector.stats()
+
+    def agree(self, flags):
+        """Each of a few integer flags' maximum over ranks, on every rank: one Allreduce. The
+        training loop's decisions to stop (a signal caught on any rank) and to save."""
+        if self.comm is None:
+            return list(flags)
+        return [int(v) for v in self._allreduce(np.array(flags, dtype=np.int64), self.MPI.MAX)]
+
+    def gather_on_root(self, item):
+        """[every rank's item, in rank order] on rank 0, None on the others (a checkpoint's parts)."""
+        return [item] if self.comm is None else self.comm.gather(item, root=0)
+
+    def barrier(self):
+        if self.comm is not None:
+            self.comm.Barrier()
 
     def abort(self, err):
         """An error on one rank would leave the others waiting in a collective for ever: say which
@@ -302,13 +320,13 @@ def _reducer(workers, config):
     return lambda x: workers.mean(x) if x.size > 1 else x
 
 
-def update(agent, batch, config, rng, progress=0.0, workers=None):
+def update(agent, batch, config, rng, budget_used=0.0, workers=None):
     workers = workers or Workers()
     samples = estimate_advantages(batch, agent["value"], config)                # Step 2
     samples = equal_share(samples, workers, rng)
     if config.normalize_adv == "batch":
         samples["A_hat"] = standardize_global(samples["A_hat"], workers)        # (DPPO.2)
-    new, diag = ppo.optimize(agent, samples, config, rng, progress,
+    new, diag = ppo.optimize(agent, samples, config, rng, budget_used,
                              reduce=_reducer(workers, config))                 # Steps 3-4 (DPPO.1)
     # diag holds this worker's log, its own exact mean KL included; the others' come next
     keys = [k for k in diag if k not in ("beta", "minibatch_steps", "early_stop")]

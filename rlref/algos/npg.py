@@ -270,12 +270,12 @@ def natural_step(policy, obs, actions, A_hat, config, route="auto", max_kl=None)
     return new_policy, diag
 
 
-def update(agent, batch, config, rng, progress=0.0):
+def update(agent, batch, config, rng, budget_used=0.0):
     samples = batch_samples(batch, agent["value"], config.gamma, config.lam)           # Step 2 (GAE.2)
     # NOTE (implementation detail): a fixed KL budget moves the policy by max_kl every iteration,
     # however small the gradient; decaying it to 0 over the budget (as A2C decays its learning rate,
     # Mnih et al. 2016) lets the final policy settle.
-    max_kl = linear_decay(config.max_kl, progress, config.anneal_kl)                   # (OPT.4)
+    max_kl = linear_decay(config.max_kl, budget_used, config.anneal_kl)                # (OPT.4)
     policy, diag = natural_step(agent["policy"], samples["obs"], samples["actions"], samples["A_hat"],
                                 config, max_kl=max_kl)                                 # Steps 3-6
     agent, diag["loss_v"] = fit_value({**agent, "policy": policy}, samples["obs"], samples["R_hat"],

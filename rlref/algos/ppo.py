@@ -262,12 +262,12 @@ def run_epochs(agent, samples, dist_old, config, rng, lr, beta, reduce=None):
     return {"policy": policy, "value": value, "opt": opt}, losses, stopped
 
 
-def optimize(agent, samples, config, rng, progress, reduce=None):
+def optimize(agent, samples, config, rng, budget_used, reduce=None):
     """Steps 3-5 on samples whose advantages are ready, for PPO and the distributed PPO alike: the
     epochs at the learning rate of (OPT.4), the exact mean KL(pi_old || pi_new) over the samples,
     and the log of the update with the beta its steps used. Returns (new agent without "state", log)."""
     dist_old, _ = policy_forward(agent["policy"], samples["obs"], check=False)
-    lr = linear_decay(config.lr, progress, config.anneal_lr)                  # (OPT.4)
+    lr = linear_decay(config.lr, budget_used, config.anneal_lr)               # (OPT.4)
     beta = float(agent["state"]["beta"])
     new, losses, stopped = run_epochs(agent, samples, dist_old, config, rng, lr, beta, reduce)   # Step 3
     dist_new, _ = policy_forward(new["policy"], samples["obs"], check=False)
@@ -275,11 +275,11 @@ def optimize(agent, samples, config, rng, progress, reduce=None):
     return new, diagnostics(samples, dist_new, kl, beta, losses, stopped, config)
 
 
-def update(agent, batch, config, rng, progress=0.0):
+def update(agent, batch, config, rng, budget_used=0.0):
     samples = batch_samples(batch, agent["value"], config.gamma, config.lam)      # Step 2 (GAE.2)
     if config.normalize_adv == "batch":
         samples["A_hat"] = standardize(samples["A_hat"])
-    new, diag = optimize(agent, samples, config, rng, progress)                   # Steps 3-5
+    new, diag = optimize(agent, samples, config, rng, budget_used)                # Steps 3-5
     if config.objective == "penalty":
         diag["beta"] = adapt_beta(diag["beta"], diag["kl"], config)               # Step 4 (PPO.4)
     new["state"] = {"beta": np.array(diag["beta"])}

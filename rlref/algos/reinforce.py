@@ -115,7 +115,7 @@ def policy_step(agent, obs, actions, w, lr):
     return {**agent, "policy": new_policy, "opt_pi": opt}, diag
 
 
-def update(agent, batch, config, rng, progress=0.0):
+def update(agent, batch, config, rng, budget_used=0.0):
     samples = weights(agent, batch, config)
     agent, diag = policy_step(agent, samples["obs"], samples["actions"], samples["w"], config.lr_pi)
     if config.baseline == "value":                                                  # Step 4

@@ -304,7 +304,7 @@ def fit_value_epochs(value, opt, obs, R_hat, config, rng):
     return value, opt, losses[0]
 
 
-def update(agent, batch, config, rng, progress=0.0):
+def update(agent, batch, config, rng, budget_used=0.0):
     samples = batch_samples(batch, agent["value"], config.gamma, config.lam)   # Step 1 (GAE.2)
     A_hat = samples["A_hat"]
     if config.normalize_adv:
@@ -312,7 +312,7 @@ def update(agent, batch, config, rng, progress=0.0):
     # NOTE (implementation detail): like the learning-rate decay of rlref's A2C (Mnih et al. 2016),
     # a radius decaying to 0 over the budget lets the policy settle instead of taking full-size
     # steps on the noise of advantages that have become uninformative (a solved CartPole).
-    max_kl = linear_decay(config.max_kl, progress, config.anneal_kl)  # (OPT.4)
+    max_kl = linear_decay(config.max_kl, budget_used, config.anneal_kl)  # (OPT.4)
     policy, info = trpo_step(agent["policy"], samples["obs"], samples["actions"], A_hat, config, rng,
                              max_kl=max_kl)
     value, opt_v, loss_v = fit_value_epochs(agent["value"], agent["opt_v"], samples["obs"], samples["R_hat"],
