@@ -20,7 +20,7 @@ from rlref.homework.exercises import EXERCISES
 TAG = r"[A-Z]{1,6}\.\d{1,3}"                           # MLP.2, DIST.7, OFF.0, V.1, DPPO.5
 TYPESET = re.compile(r"\\tag\{(" + TAG + r")\}")       # \tag{PPO.2} in a notebook's markdown
 CITED = re.compile(r"\((" + TAG + r")\)")              # (PPO.2) in a comment or docstring
-NAMED = r"(?<![\w.]){}(?![\w])"                        # PPO.2 as a word, not PPO.21 nor xPPO.2
+NAMED = re.compile(r"(?<![\w.])(" + TAG + r")(?!\w)")    # PPO.2 as a word, not PPO.21 nor xPPO.2
 NOT_CODE = ("rlref/homework/", "rlref/tagindex.py", "rlref/site.py")   # they name tags as data
 NOT_TESTS = ("test_homework.py",)                      # tests of the grader, which names tags as data
 
@@ -103,16 +103,15 @@ def code_citations(root):
 def citing_tests(root, tags):
     """{tag: ["test_file.py::test_name"]}: tests marked @pytest.mark.exercise(TAG), and test
     functions whose source (decorators included) names the tag."""
-    tests_dir = os.path.join(root, "tests")
-    found = {tag: list(names) for tag, names in marked_tests(tests_dir).items() if tag in tags}
-    patterns = {tag: re.compile(NAMED.format(re.escape(tag))) for tag in tags}
+    tests_dir, wanted = os.path.join(root, "tests"), set(tags)
+    found = {tag: list(names) for tag, names in marked_tests(tests_dir).items() if tag in wanted}
     for path in sorted(glob.glob(os.path.join(tests_dir, "test_*.py"))):
         if os.path.basename(path) in NOT_TESTS:
             continue
         for name, source in sources_of_tests(path):
-            for tag, pattern in patterns.items():
-                test = f"{os.path.basename(path)}::{name}"
-                if pattern.search(source) and test not in found.get(tag, []):
+            test = f"{os.path.basename(path)}::{name}"
+            for tag in dict.fromkeys(NAMED.findall(source)):
+                if tag in wanted and test not in found.get(tag, []):
                     found.setdefault(tag, []).append(test)
     return found
 
@@ -185,11 +184,10 @@ def _owners(tree):
     return owners
 
 
-def tags_page(root):
-    """The site's tags.rst: one row per equation tag with links to its derivation (the anchor at
-    the equation in the notebook), the code citing it, its exercise and its tests; then the
-    notebook exercises."""
-    rows = gather(root)
+def tags_page(rows):
+    """The site's tags.rst from the rows of gather(): one row per equation tag with links to its
+    derivation (the anchor at the equation in the notebook), the code citing it, its exercise and
+    its tests; then the notebook exercises."""
     table = [_row(["tag", "derived in", "computed or cited by", "exercise", "tests"])]
     for row in rows:
         derived = [f":ref:`{name[:-6]} <{label(row['tag'])}>`" for name, _ in row["notebooks"]]
@@ -235,10 +233,10 @@ def label_of_test(path, name):
     return f"test-{path[:-3]}-{name}"
 
 
-def pages_of_tests(root):
-    """{"tests/test_x.rst": text} for every test file that holds a test the tags page cites, each
-    test a section with its source; and tests/index.rst listing them."""
-    cited = {test.partition("::")[0] for row in gather(root) for test in row["tests"]}
+def pages_of_tests(root, rows):
+    """{"tests/test_x.rst": text} for every test file that holds a test the rows of gather() cite,
+    each test a section with its source; and tests/index.rst listing them."""
+    cited = {test.partition("::")[0] for row in rows for test in row["tests"]}
     pages = {}
     for path in sorted(cited):
         sections = []
