@@ -121,8 +121,9 @@ def stage(root, src):
             notebook = with_anchors(json.load(f))
         with open(path, "w", encoding="utf-8") as f:
             json.dump(notebook, f)
-    docs = sorted(os.path.relpath(os.path.join(d, n), src).replace(os.sep, "/")
-                  for d, _, names in os.walk(os.path.join(src, "docs")) for n in names if n.endswith(".md"))
+    docs = sorted((os.path.relpath(os.path.join(d, n), src).replace(os.sep, "/")
+                  for d, _, names in os.walk(os.path.join(src, "docs")) for n in names if n.endswith(".md")),
+                  key=lambda rel: (rel != "docs/notation.md", rel))                # notation first
     modules, rows = package_modules(root), gather(root)
     pages = {"conf.py": CONF, "index.md": start_page(src, notebooks, docs), "tags.rst": tags_page(rows),
              "api/index.rst": api_index(modules), **{f"api/{m}.rst": api_page(m) for m in modules},
@@ -181,7 +182,7 @@ def start_page(src, notebooks, docs):
     pages = ["notebooks/README.md"] * os.path.isfile(readme) + docs + ["tags.rst"]
     toc = "\n".join(["```{toctree}", ":hidden:", ":caption: Notebooks", ""] + [f"notebooks/{n}" for n in notebooks]
                     + ["```", "", "```{toctree}", ":hidden:", ":caption: Reference", ""] + pages
-                    + ["api/index.rst", "tests/index.rst", "README.md", "```"])
+                    + ["api/index.rst", "tests/index.rst", "The repository's README <README.md>", "```"])
     return START.format(title=TITLE, order=order, toc=toc)
 
 
@@ -209,9 +210,9 @@ From a clone of the repository (Python 3.10 or later):
 
 ```
 python3 -m venv .venv && . .venv/bin/activate && pip install -r requirements.txt
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1   # single-threaded BLAS: reproducible bits
-jupyter lab notebooks/                                              # start with 00_backprop_and_gradcheck
-python -m pytest --nbval-lax --nbval-current-env notebooks/          # run every cell and its checks
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1   # reproducible bits
+jupyter lab notebooks/                                # start with 00
+python -m pytest --nbval-lax --nbval-current-env notebooks/   # every cell and check
 ```
 
 Each notebook runs top to bottom in about a minute on one CPU core and asserts its checks; the
@@ -231,6 +232,7 @@ myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 4                   # links such as notebooks/README.md#sources resolve
 html_copy_source = False                   # no _sources/ copies of the notebooks
 html_show_sourcelink = False
+html_show_copyright = False
 html_theme = "alabaster"                   # ships with Sphinx; loads no web font
 html_theme_options = {{"description": "policy gradients in NumPy", "show_relbars": True,
                        "page_width": "min(1400px, 100%)", "body_max_width": "none"}}
@@ -243,7 +245,7 @@ autodoc_inherit_docstrings = False         # a method without a docstring shows 
 def preformatted(app, what, name, obj, options, lines):
     """Docstrings here are plain text with ASCII equations: show them as they are written."""
     if lines:
-        lines[:] = ["::", ""] + ["    " + line for line in lines] + [""]
+        lines[:] = [".. code-block:: text", ""] + ["    " + line for line in lines] + [""]
 
 
 def tags_whole(app, doctree):
