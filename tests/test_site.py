@@ -211,6 +211,9 @@ def test_the_pages_the_course_promises_are_there(site):
     assert [p for p in expected if not os.path.isfile(os.path.join(out, p))] == []
     start = read(os.path.join(out, "index.html"))
     assert all(f'href="notebooks/{n}.html"' in start for n in NOTEBOOKS)
+    # a link to a module goes to its API page; one to a folder keeps its text (the site has no folders)
+    assert 'href="api/rlref.algos.ppo.html#module-rlref.algos.ppo"' in start
+    assert ">rlref/</span></code></span> (one file" in start and not re.search(r'href="[^"]*rlref/"', start)
 
 
 def test_every_tag_links_to_its_equation_and_tagged_math_is_not_split(site):
