@@ -205,7 +205,8 @@ def test_every_internal_link_resolves(site):
 
 def test_the_pages_the_course_promises_are_there(site):
     out = site[0]
-    expected = ["index.html", "tags.html", "docs/notation.html", "README.html", "notebooks/README.html"]
+    expected = ["index.html", "tags.html", "docs/notation.html", "README.html", "notebooks/README.html",
+                ".nojekyll"]                              # GitHub Pages serves _static/ only with it
     expected += [f"notebooks/{n}.html" for n in NOTEBOOKS] + [f"api/{m}.html" for m in package_modules(ROOT)]
     expected += [f"docs/{n[:-3]}.html" for n in os.listdir(os.path.join(ROOT, "docs")) if n.endswith(".md")]
     assert [p for p in expected if not os.path.isfile(os.path.join(out, p))] == []
