@@ -7,7 +7,7 @@ Per (algorithm, env), over the seeds that finished:
   episodes), mean +- sample standard deviation (ddof = 1) over seeds;
 - deterministic evaluation: summary.json's eval_return_mean, mean +- std over seeds;
 - how many seeds reach the env's threshold in that evaluation, and the per-seed failure rate
-  p = k / n (k seeds of n below it) with its 95 % Wilson score interval (WILSON.1):
+  p = k / n (k seeds of n below it) with its 95 % Wilson score interval:
 
       (p + z^2/(2n) -+ z sqrt(p(1-p)/n + z^2/(4n^2))) / (1 + z^2/n),   z = 1.96
 
@@ -47,7 +47,7 @@ PUBLISHED = {
 
 
 def wilson_interval(k, n, z=Z95):
-    """The Wilson score interval (lo, hi) of a rate from k events in n trials (WILSON.1)."""
+    """The Wilson score interval (lo, hi) of a rate from k events in n trials (the module docstring)."""
     n = require_int("n", n, 1)
     k = require_int("k", k, 0, n)
     p = k / n

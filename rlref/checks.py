@@ -1,29 +1,33 @@
-"""Every hand-derived derivative in rlref, checked against finite differences on random inputs.
+"""The table of every hand-derived derivative in rlref, checked against finite differences.
 
-``python -m rlref gradcheck`` runs ``run_checks`` and prints the table; the test suite runs the same
-list. Each function of ALL_CHECKS takes a generator and returns a table whose entries are either
-gradient checks (quantity, shape, f, grad_f, x), measured here against central differences, or
-agreements (quantity, shape, error) between two independent computations of one matrix or product,
-where error is a number or a function of no arguments that measures it (so that a homework stub
-fails its own row only). ``run_checks`` is one loop over them. An error is |a - n| / max(1, |a|, |n|)
-as in ``rlref.gradcheck``; a check passes at error <= TOL.
-
-Every loss-and-gradient function of rlref returns (loss, grad, aux), so its entry is
-(quantity, shape, lambda x: fn(x)[0], lambda x: fn(x)[1], x). Vector-valued functions are checked
-through a random projection: for out(x) and a random R of out's shape, d/dx sum(out * R) must
-equal backward(R).
+``python -m rlref gradcheck`` prints ``run_checks`` with ``format_table``; the test suite runs the same
+table. Each group of ALL_CHECKS draws its random inputs and returns entries in the format of
+``rlref.gradcheck.run_table``: gradient checks (quantity, shape, fn, x), fn(x) -> (value, gradient,
+...), and agreements (quantity, shape, measure), measure() the error between two computations of one
+quantity, computed when its row runs (so that a homework stub fails its own row only); fn and measure
+are named functions, their fixed arguments bound by functools.partial. A check passes at error <= TOL.
+A vector-valued out(x) is checked through a random projection: d/dx sum(out * proj) = backward(proj).
 """
+from functools import partial
+
 import numpy as np
 
+from rlref.algos import a2c, npg, ppo, reinforce, trpo
 from rlref.distributions import Categorical, DiagGaussian
-from rlref.gradcheck import check_grad, numerical_jacobian, rel_error
+from rlref.gradcheck import format_table, numerical_jacobian, rel_error, run_table   # format_table: re-exported
 from rlref.nn import ACTIVATIONS, flatten, init_mlp, mlp_backward, mlp_forward, mlp_jvp, splitter, unflatten
+from rlref.policy import (fisher_quadratic, fisher_vector_product, init_policy, matrix_free_fisher, mean_kl,
+                          mean_kl_grad, policy_backward, policy_forward)
 from rlref.value import value_loss_and_grad
-from rlref.policy import (fisher_quadratic, init_policy, matrix_free_fisher, mean_kl, mean_kl_grad,
-                          policy_backward, policy_forward)
 
 TOL = 1e-6
 
+
+def _max_error(a, n):
+    return float(rel_error(a, n).max())
+
+
+# ------------------------------------------------------------------ the MLP (MLP.1-4)
 
 def _random_mlp(rng, activation, batch):
     """Random MLP, input and output projection. For relu, redraw until every hidden layer has an
@@ -38,47 +42,54 @@ def _random_mlp(rng, activation, batch):
         hidden = mlp_forward(params, x)[1]["hs"][1:]        # h_1 .. h_{L-1}
         if all((h != 0).any(axis=1).all() for h in hidden):
             break
-    R = rng.standard_normal((batch, sizes[-1]))             # random projection of the output
-    return params, x, R
+    proj = rng.standard_normal((batch, sizes[-1]))          # random projection of the output
+    return params, x, proj
 
 
-def _error(f, grad_f, x):
-    """The check's error; an analytic gradient that is identically zero is refused (inf), since
-    agreeing with a zero finite difference proves nothing."""
-    g = grad_f(x)
-    if all(not np.any(v) for v in (g.values() if isinstance(g, dict) else [g])):
-        return np.inf
-    return check_grad(f, grad_f, x, tol=np.inf)             # tol=inf: measure, do not raise
+def _mlp_row(params, x, proj, wrt="params"):
+    """sum(out * proj) and its gradient in the parameters or (wrt="x") in the input (MLP.2-3)."""
+    out, cache = mlp_forward(params, x)
+    grads, dx = mlp_backward(proj, cache)
+    return np.sum(out * proj), grads if wrt == "params" else dx
 
 
-def _loss_entry(quantity, shape, loss_and_grad, x):
-    """A gradient-check entry for a function with rlref's contract x -> (loss, grad, aux)."""
-    return (quantity, shape, lambda x_: loss_and_grad(x_)[0], lambda x_: loss_and_grad(x_)[1], x)
+def _jvp_error(params, x, v, numeric):
+    """mlp_jvp along the parameter tangent v against the central differences `numeric`."""
+    return _max_error(mlp_jvp(unflatten(v, params), mlp_forward(params, x)[1]), numeric)
 
 
-def mlp_checks(rng):
+def mlp_checks(rng, eps=1e-6):
     """Backprop (MLP.2-3) w.r.t. every parameter and the input, and forward mode (MLP.4)."""
     table = []
     for activation in ACTIVATIONS:
         for batch in (1, 7):
-            params, x, R = _random_mlp(rng, activation, batch)
+            params, x, proj = _random_mlp(rng, activation, batch)
             table.append((f"MLP {activation} d/dparams, batch {batch}", f"P={flatten(params).size}",
-                          lambda p, x=x, R=R: np.sum(mlp_forward(p, x)[0] * R),
-                          lambda p, x=x, R=R: mlp_backward(R, mlp_forward(p, x)[1])[0], params))
+                          partial(_mlp_row, x=x, proj=proj), params))
             table.append((f"MLP {activation} d/dx, batch {batch}", str(x.shape),
-                          lambda x_, p=params, R=R: np.sum(mlp_forward(p, x_)[0] * R),
-                          lambda x_, p=params, R=R: mlp_backward(R, mlp_forward(p, x_)[1])[1], x))
-        table.append((f"MLP {activation} forward mode (jvp)", "(7, 2)", _jvp_error(params, x, rng)))
+                          partial(_mlp_row, params, proj=proj, wrt="x"), x))
+        theta = flatten(params)                             # forward mode, on the batch of 7
+        v = rng.standard_normal(theta.shape)
+        out = [mlp_forward(unflatten(theta + h, params), x)[0] for h in (eps * v, -eps * v)]
+        table.append((f"MLP {activation} forward mode (jvp)", "(7, 2)",
+                      partial(_jvp_error, params, x, v, (out[0] - out[1]) / (2 * eps))))
     return table
 
 
-def _jvp_error(params, x, rng, eps=1e-6):
-    """mlp_jvp against central differences of the output along a random parameter tangent."""
-    theta = flatten(params)
-    v = rng.standard_normal(theta.shape)
-    out = lambda t: mlp_forward(unflatten(t, params), x)[0]
-    numeric = (out(theta + eps * v) - out(theta - eps * v)) / (2 * eps)
-    return lambda: float(rel_error(mlp_jvp(unflatten(v, params), mlp_forward(params, x)[1]), numeric).max())
+# ------------------------------------------------------------------ distributions (DIST.1-7)
+
+def _dist_row(x, w, method, args=(), p=None):
+    """w . f(d) and its derivative in the own parameters x of the distribution d (logits, or
+    {"mean", "log_std"}), f = d.method(*args) with derivative d.d<method>(*args), or for
+    method="kl" f = p.kl(d) with derivative p.dkl(d), taken in the second argument."""
+    d = DiagGaussian(x["mean"], x["log_std"]) if isinstance(x, dict) else Categorical(x)
+    if method == "kl":
+        value, deriv = p.kl(d), p.dkl(d)
+    else:
+        value, deriv = getattr(d, method)(*args), getattr(d, "d" + method)(*args)
+    if isinstance(x, dict):
+        return w @ value, {"mean": w[:, None] * deriv[0], "log_std": w[:, None] * deriv[1]}
+    return w @ value, w[:, None] * deriv
 
 
 def categorical_checks(rng, N=6, A=4):
@@ -86,39 +97,27 @@ def categorical_checks(rng, N=6, A=4):
     z, zq = rng.standard_normal((N, A)), rng.standard_normal((N, A))
     a = rng.integers(A, size=N)
     w = rng.standard_normal(N)                              # random projection of per-sample values
-    p = Categorical(z)
-    return [
-        ("Categorical d logp / d logits", str(z.shape),
-         lambda z_: w @ Categorical(z_).logp(a), lambda z_: w[:, None] * Categorical(z_).dlogp(a), z),
-        ("Categorical d entropy / d logits", str(z.shape),
-         lambda z_: w @ Categorical(z_).entropy(), lambda z_: w[:, None] * Categorical(z_).dentropy(), z),
-        ("Categorical d KL(p||q) / d logits_q", str(zq.shape),
-         lambda q: w @ p.kl(Categorical(q)), lambda q: w[:, None] * p.dkl(Categorical(q)), zq),
-    ]
+    return [("Categorical d logp / d logits", str(z.shape), partial(_dist_row, w=w, method="logp", args=(a,)), z),
+            ("Categorical d entropy / d logits", str(z.shape), partial(_dist_row, w=w, method="entropy"), z),
+            ("Categorical d KL(p||q) / d logits_q", str(zq.shape),
+             partial(_dist_row, w=w, method="kl", p=Categorical(z)), zq)]
 
 
 def gaussian_checks(rng, N=6, D=3):
     """Score (DIST.5), entropy (DIST.6), KL (DIST.7) in (mean, log_std)."""
-    mu, s = rng.standard_normal((N, D)), 0.3 * rng.standard_normal((N, D))
-    mq, sq = rng.standard_normal((N, D)), 0.3 * rng.standard_normal((N, D))
+    mean, log_std = rng.standard_normal((N, D)), 0.3 * rng.standard_normal((N, D))
+    mean_q, log_std_q = rng.standard_normal((N, D)), 0.3 * rng.standard_normal((N, D))
     a = rng.standard_normal((N, D))
     w = rng.standard_normal(N)
-    p = DiagGaussian(mu, s)
+    x, shape = {"mean": mean, "log_std": log_std}, f"({N}, {D}) x2"    # a check restores x bit for bit
+    return [("Gaussian d logp / d(mean, log_std)", shape, partial(_dist_row, w=w, method="logp", args=(a,)), x),
+            ("Gaussian d entropy / d(mean, log_std)", shape, partial(_dist_row, w=w, method="entropy"), x),
+            ("Gaussian d KL(p||q) / d(mean_q, log_std_q)", shape, partial(_dist_row, w=w, method="kl",
+                                                                          p=DiagGaussian(mean, log_std)),
+             {"mean": mean_q, "log_std": log_std_q})]
 
-    def entry(quantity, value, deriv, x0):                  # x = {"mean", "log_std"}
-        x = {"mean": x0[0].copy(), "log_std": x0[1].copy()}
-        f = lambda x_: w @ value(x_["mean"], x_["log_std"])
-        g = lambda x_: dict(zip(("mean", "log_std"), (w[:, None] * d for d in deriv(x_["mean"], x_["log_std"]))))
-        return (quantity, f"({N}, {D}) x2", f, g, x)
-    return [
-        entry("Gaussian d logp / d(mean, log_std)",
-              lambda m, l: DiagGaussian(m, l).logp(a), lambda m, l: DiagGaussian(m, l).dlogp(a), (mu, s)),
-        entry("Gaussian d entropy / d(mean, log_std)",
-              lambda m, l: DiagGaussian(m, l).entropy(), lambda m, l: DiagGaussian(m, l).dentropy(), (mu, s)),
-        entry("Gaussian d KL(p||q) / d(mean_q, log_std_q)",
-              lambda m, l: p.kl(DiagGaussian(m, l)), lambda m, l: p.dkl(DiagGaussian(m, l)), (mq, sq)),
-    ]
 
+# ------------------------------------------------------------------ through the policy network
 
 def _policy(rng, gaussian, N=5, sizes=(3, 4, 2)):
     params = init_policy(list(sizes), rng, gaussian=gaussian, out_gain=1.0)
@@ -138,88 +137,118 @@ def _sampled(rng, gaussian, N):
     return _kind(gaussian), policy, obs, policy_forward(policy, obs)[0].sample(rng)
 
 
+def _mean_logp(params, obs, actions):
+    """mean_i log pi(a_i|s_i) and its gradient, the score (DIST.1, DIST.5) carried back by (POL.1)."""
+    dist, cache = policy_forward(params, obs)
+    score, N = dist.dlogp(actions), obs.shape[0]
+    return dist.logp(actions).mean(), policy_backward(tuple(s / N for s in score) if isinstance(score, tuple)
+                                                      else score / N, cache)
+
+
+def _mean_kl(theta, policy, old_dist, obs):
+    return mean_kl(theta, old_dist, policy, obs), mean_kl_grad(policy, old_dist, theta, obs)
+
+
+def _kl_hessian(policy, obs):
+    """The Hessian of the mean KL at theta_old: central differences of its gradient (POL.3)."""
+    old_dist = policy_forward(policy, obs)[0]
+    return numerical_jacobian(partial(mean_kl_grad, policy, old_dist, obs=obs), flatten(policy))
+
+
+def _explicit_fisher(policy, obs):
+    return npg.fisher_matrix(npg.fisher_factor(policy, obs, "exact"))      # Z^T Z (NPG.3)
+
+
+def _hessian_vs(fisher, policy, obs):
+    return _max_error(fisher(policy, obs), _kl_hessian(policy, obs))
+
+
+def _quadratic_vs_explicit(dist, cache, x, policy, obs):
+    return _max_error(fisher_quadratic(dist, cache, x, policy), x @ _explicit_fisher(policy, obs) @ x)
+
+
 def policy_checks(rng):
     """Through the network: the score (POL.1), the mean-KL gradient (POL.3), and the Fisher of
-    (POL.2) as the Hessian of the mean KL at theta_old (finite differences of (POL.3)), against the
+    (TRPO.6) as the Hessian of the mean KL at theta_old (finite differences of (POL.3)), against the
     explicit Z^T Z of npg (NPG.3), and its quadratic form."""
     return _policy_entries(rng, False) + _policy_entries(rng, True)
 
 
 def _policy_entries(rng, gaussian):
-    """The entries of policy_checks for one policy kind (a function each, so that every lambda
-    closes over its own arrays)."""
-    from rlref.algos import npg
-    table = []
+    """The entries of policy_checks for one policy kind."""
+    kind = _kind(gaussian)
     params, obs = _policy(rng, gaussian)
     a = policy_forward(params, obs)[0].sample(rng)
-    N = obs.shape[0]
-
-    def g(p):
-        d, cache = policy_forward(p, obs)
-        score = d.dlogp(a)
-        return policy_backward(tuple(s_ / N for s_ in score) if gaussian else score / N, cache)
-    table.append((f"{_kind(gaussian)} policy: d mean logp / d theta", f"P={flatten(params).size}",
-                  lambda p: policy_forward(p, obs)[0].logp(a).mean(), g, params))
     theta_old = flatten(params)
-    old_dist = policy_forward(params, obs)[0]
     theta = theta_old + 0.3 * rng.standard_normal(theta_old.size)      # away from the minimum
-    table.append((f"{_kind(gaussian)} policy: mean KL gradient (POL.3) d/dtheta", f"P={theta.size}",
-                  lambda t: mean_kl(t, old_dist, params, obs), lambda t: mean_kl_grad(params, old_dist, t, obs),
-                  theta))
-    H = lambda: numerical_jacobian(lambda t: mean_kl_grad(params, old_dist, t, obs), theta_old.copy())
-    P = theta_old.size
-    table.append((f"{_kind(gaussian)} policy: Hessian of mean KL at theta_old vs J^T M J",
-                  f"({P}, {P})", lambda: float(rel_error(matrix_free_fisher(params, obs), H()).max())))
-    F_explicit = lambda: npg.fisher_matrix(npg.fisher_factor(params, obs, "exact"))
     x = rng.standard_normal(theta_old.size)
+    P = theta_old.size
     dist, cache = policy_forward(params, obs)
-    table.append((f"{_kind(gaussian)} policy: x^T F x one forward pass vs explicit", "()",
-                  lambda: float(rel_error(fisher_quadratic(dist, cache, x, params), x @ F_explicit() @ x))))
-    return table
+    return [(f"{kind} policy: d mean logp / d theta", f"P={P}", partial(_mean_logp, obs=obs, actions=a), params),
+            (f"{kind} policy: mean KL gradient (POL.3) d/dtheta", f"P={P}",
+             partial(_mean_kl, policy=params, old_dist=dist, obs=obs), theta),
+            (f"{kind} policy: Hessian of mean KL at theta_old vs J^T M J", f"({P}, {P})",
+             partial(_hessian_vs, matrix_free_fisher, params, obs)),
+            (f"{kind} policy: x^T F x one forward pass vs explicit", "()",
+             partial(_quadratic_vs_explicit, dist, cache, x, params, obs))]
+
+
+# ------------------------------------------------------------------ the losses the algorithms descend
+
+def _a2c(x, wrt, **data):
+    """A2C's loss (AC.3) and its gradient in theta (wrt="policy", x the policy) or in phi (wrt="value")."""
+    loss, (grads_pi, grads_v), _ = a2c.loss_and_grad(**{wrt: x}, **data)
+    return loss, grads_pi if wrt == "policy" else grads_v
+
+
+def _ppo_objective(params, obs, dist_old, actions, logp_old, A_hat, config):
+    """PPO's policy loss through the network: (PPO.1) or (PPO.3) at beta = 0.5, carried back by (POL.1)."""
+    dist, cache = policy_forward(params, obs)
+    loss, ddist, _ = ppo.policy_loss_and_grad(dist, dist_old, actions, logp_old, A_hat, config, 0.5)
+    return loss, policy_backward(ddist, cache)
+
+
+def _ppo_logits(z, dist_old, actions, logp_old, A_hat, config):
+    """The same loss at the distribution's own level, in the logits z."""
+    return ppo.policy_loss_and_grad(Categorical(z), dist_old, actions, logp_old, A_hat, config, 0.5)
 
 
 def loss_checks(rng):
-    """The losses the algorithms descend, each through rlref's (loss, grad, aux) contract:
-    REINFORCE (PG.4), A2C (AC.3) in theta and in phi, TRPO's surrogate (TRPO.1-2) away from
-    theta_old, PPO's clipped (PPO.1-2) and penalty (PPO.3) objectives at the distribution's own
-    parameters and through the network, PPO's joint loss (PPO.6), and the value losses (V.1),
-    (PPO.5), at points at least 1e-3 away from every kink (flat regions are tested for exact zeros)."""
+    """The losses the algorithms descend: REINFORCE (PG.4), A2C (AC.3) in theta and in phi, TRPO's
+    surrogate (TRPO.1-2) away from theta_old, PPO's clipped (PPO.1-2) and penalty (PPO.3) objectives
+    in the distribution's parameters and through the network, PPO's joint loss (PPO.6), the value
+    losses (V.1), (PPO.5), 1e-3 or more away from every kink (the flat regions: exact zeros, tests/)."""
     table = []
     for gaussian in (False, True):
         table += _algorithm_loss_entries(rng, gaussian) + _ppo_entries(rng, gaussian)
     V_old, R_hat = rng.standard_normal(20), rng.standard_normal(20)
     v = V_old + np.where(rng.random(20) < 0.5, 1, -1) * rng.uniform(0.05, 0.5, 20)   # |v - V_old| != 0.2
     v = np.where(np.abs(np.abs(v - V_old) - 0.2) < 1e-3, v + 0.01, v)
-    table.append(_loss_entry("value loss (V.1)", str(v.shape), lambda x: value_loss_and_grad(x, R_hat), v))
-    table.append(_loss_entry("PPO clipped value loss (PPO.5)", str(v.shape),
-                             lambda x: value_loss_and_grad(x, R_hat, V_old, 0.2), v))
+    table.append(("value loss (V.1)", str(v.shape), partial(value_loss_and_grad, R_hat=R_hat), v))
+    table.append(("PPO clipped value loss (PPO.5)", str(v.shape),
+                  partial(value_loss_and_grad, R_hat=R_hat, V_old=V_old, clip_eps=0.2), v))
     return table
 
 
 def _algorithm_loss_entries(rng, gaussian):
-    from rlref.algos import a2c, reinforce, trpo
-    table = []
     kind, policy, obs, actions = _sampled(rng, gaussian, N=8)
     A_hat, R_hat = rng.standard_normal(8), rng.standard_normal(8)
-    table.append(_loss_entry(f"REINFORCE loss (PG.4), {kind}", f"P={flatten(policy).size}",
-                             lambda p: reinforce.loss_and_grad(p, obs, actions, A_hat), policy))
     value = init_mlp([obs.shape[1], 4, 1], rng, out_gain=1.0)
     config = a2c.Config(ent_coef=0.3, vf_coef=0.7)
-    table.append((f"A2C loss (AC.3) d/dtheta, with entropy, {kind}", f"P={flatten(policy).size}",
-                  lambda p: a2c.loss_and_grad(p, value, obs, actions, A_hat, R_hat, config)[0],
-                  lambda p: a2c.loss_and_grad(p, value, obs, actions, A_hat, R_hat, config)[1][0], policy))
-    table.append((f"A2C loss (AC.3) d/dphi (value term), {kind}", f"P={flatten(value).size}",
-                  lambda v: a2c.loss_and_grad(policy, v, obs, actions, A_hat, R_hat, config)[0],
-                  lambda v: a2c.loss_and_grad(policy, v, obs, actions, A_hat, R_hat, config)[1][1], value))
     theta_old = flatten(policy) + 0.1 * rng.standard_normal(flatten(policy).size)
     logp_old = policy_forward(unflatten(theta_old, policy), obs)[0].logp(actions)   # ratio != 1
-    table.append(_loss_entry(f"TRPO surrogate (TRPO.1) d/dtheta, {kind}", f"P={flatten(policy).size}",
-                             lambda p: trpo.surrogate_and_grad(p, obs, actions, A_hat, logp_old), policy))
-    return table
+    P, data = f"P={flatten(policy).size}", dict(obs=obs, actions=actions, A_hat=A_hat, R_hat=R_hat, config=config)
+    return [(f"REINFORCE loss (PG.4), {kind}", P, partial(reinforce.loss_and_grad, obs=obs, actions=actions, w=A_hat),
+             policy),
+            (f"A2C loss (AC.3) d/dtheta, with entropy, {kind}", P, partial(_a2c, wrt="policy", value=value, **data),
+             policy),
+            (f"A2C loss (AC.3) d/dphi (value term), {kind}", f"P={flatten(value).size}",
+             partial(_a2c, wrt="value", policy=policy, **data), value),
+            (f"TRPO surrogate (TRPO.1) d/dtheta, {kind}", P,
+             partial(trpo.surrogate_and_grad, obs=obs, actions=actions, A_hat=A_hat, logp_old=logp_old), policy)]
 
 
 def _ppo_entries(rng, gaussian):
-    from rlref.algos import ppo
     kind = _kind(gaussian)
     old, obs = _policy(rng, gaussian, N=12)
     dist_old = policy_forward(old, obs)[0]
@@ -230,115 +259,67 @@ def _ppo_entries(rng, gaussian):
         ratio = np.exp(policy_forward(theta, obs)[0].logp(actions) - logp_old)
         if np.min(np.abs(ratio[:, None] - [0.8, 1.2])) > 1e-3:
             break
-    table = []
+    table, data = [], dict(dist_old=dist_old, actions=actions, logp_old=logp_old, A_hat=A_hat)
     for objective in ("clip", "penalty"):
         config = ppo.Config(objective=objective, ent_coef=0.1, kl_target=1e-4)   # hinge active
         tag = "PPO.1" if objective == "clip" else "PPO.3"
-
-        def g(p, config=config):
-            dist, cache = policy_forward(p, obs)
-            return policy_backward(ppo.policy_loss_and_grad(dist, dist_old, actions, logp_old, A_hat,
-                                                            config, 0.5)[1], cache)
         table.append((f"PPO {objective} objective with entropy ({tag}), {kind}", f"P={flatten(theta).size}",
-                      lambda p, config=config: ppo.policy_loss_and_grad(policy_forward(p, obs)[0], dist_old, actions,
-                                                                        logp_old, A_hat, config, 0.5)[0], g, theta))
+                      partial(_ppo_objective, obs=obs, config=config, **data), theta))
         if not gaussian:                                   # at its own level: no backprop needed
             logits = policy_forward(theta, obs)[0].logits.copy()
-            table.append(_loss_entry(f"PPO {objective} objective d/dlogits ({tag})", str(logits.shape),
-                                     lambda z, config=config: ppo.policy_loss_and_grad(
-                                         Categorical(z), dist_old, actions, logp_old, A_hat, config, 0.5), logits))
+            table.append((f"PPO {objective} objective d/dlogits ({tag})", str(logits.shape),
+                          partial(_ppo_logits, config=config, **data), logits))
     value = init_mlp([obs.shape[1], 4, 1], rng, out_gain=1.0)
     x = np.concatenate([flatten(theta), flatten(value)])
-    split = splitter(theta, value)
     mb = {"obs": obs, "actions": actions, "logp_old": logp_old, "A_hat": A_hat,
           "R_hat": rng.standard_normal(12), "V_old": rng.standard_normal(12), "dist_old": dist_old}
     config = ppo.Config(ent_coef=0.1, vf_coef=0.7, normalize_adv="none")
-    table.append(_loss_entry(f"PPO joint loss (PPO.6) d/d(theta, phi), {kind}", f"P={x.size}",
-                             lambda t: ppo.minibatch_loss_and_grad(t, split, mb, config, 0.5), x))
+    table.append((f"PPO joint loss (PPO.6) d/d(theta, phi), {kind}", f"P={x.size}",
+                  partial(ppo.minibatch_loss_and_grad, split=splitter(theta, value), mb=mb, config=config, beta=0.5),
+                  x))
     return table
 
 
+# ------------------------------------------------------------------ two computations, one quantity
+
+def _fvp_vs_explicit(fvp_of, policy, obs, v):
+    """A Fisher-vector product (TRPO.6 or TRPO.7, undamped) against the explicit Z^T Z v (NPG.3)."""
+    return _max_error(fvp_of(policy, obs, 0.0)(v), _explicit_fisher(policy, obs) @ v)
+
+
+def _score_rows(params, obs, actions, w):
+    """w^T score and its gradient through npg's per-sample score matrix (NPG.4)."""
+    return w @ policy_forward(params, obs)[0].logp(actions), unflatten(w @ npg.score_matrix(params, obs, actions),
+                                                                       params)
+
+
 def agreement_checks(rng):
-    """The Fisher-vector products: matrix-free (POL.2, TRPO.6) and by finite differences of the
-    mean-KL gradient (TRPO.7), against the explicit Z^T Z of npg (NPG.3); Z^T Z against the
-    Hessian of the mean KL; npg's per-sample score matrix (NPG.4) through a random projection."""
-    from rlref.algos import npg, trpo
+    """The Fisher-vector products: matrix-free (TRPO.6) and by finite differences of the mean-KL
+    gradient (TRPO.7), against the explicit Z^T Z of npg (NPG.3); Z^T Z against the Hessian of the
+    mean KL; npg's per-sample score matrix (NPG.4) through a random projection."""
     table = []
     for gaussian in (False, True):
         kind = _kind(gaussian)
         policy, obs = _policy(rng, gaussian, N=8)
         v = rng.standard_normal(flatten(policy).size)
-        Fv = lambda policy=policy, obs=obs, v=v: npg.fisher_matrix(npg.fisher_factor(policy, obs, "exact")) @ v
         table.append((f"TRPO F v matrix-free (TRPO.6) vs explicit, {kind}", f"P={v.size}",
-                      lambda policy=policy, obs=obs, v=v, Fv=Fv: float(rel_error(
-                          trpo.fisher_vector_product(policy, obs, 0.0)(v), Fv()).max())))
+                      partial(_fvp_vs_explicit, fisher_vector_product, policy, obs, v)))
         table.append((f"TRPO F v finite-difference (TRPO.7) vs explicit, {kind}", f"P={v.size}",
-                      lambda policy=policy, obs=obs, v=v, Fv=Fv: float(rel_error(
-                          trpo.fisher_vector_product_fd(policy, obs, 0.0)(v), Fv()).max())))
+                      partial(_fvp_vs_explicit, trpo.fisher_vector_product_fd, policy, obs, v)))
     for gaussian in (False, True):
-        table += _npg_entries(rng, gaussian)
-    return table
-
-
-def _npg_entries(rng, gaussian):
-    from rlref.algos import npg
-    table = []
-    kind, policy, obs, actions = _sampled(rng, gaussian, N=6)
-    w = rng.standard_normal(6)                             # random projection over samples
-    table.append((f"NPG score matrix rows (NPG.4), w^T score, {kind}", f"P={flatten(policy).size}",
-                  lambda p: w @ policy_forward(p, obs)[0].logp(actions),
-                  lambda p: unflatten(w @ npg.score_matrix(p, obs, actions), p), policy))
-    theta_old = flatten(policy)
-    old_dist = policy_forward(policy, obs)[0]
-    H = lambda: numerical_jacobian(lambda t: mean_kl_grad(policy, old_dist, t, obs), theta_old.copy())
-    F = lambda: npg.fisher_matrix(npg.fisher_factor(policy, obs, "exact"))
-    table.append((f"NPG exact Fisher Z^T Z (NPG.3) vs Hessian of mean KL, {kind}",
-                  f"({theta_old.size}, {theta_old.size})", lambda: float(rel_error(F(), H()).max())))
+        kind, policy, obs, actions = _sampled(rng, gaussian, N=6)
+        w = rng.standard_normal(6)                             # random projection over samples
+        P = flatten(policy).size
+        table.append((f"NPG score matrix rows (NPG.4), w^T score, {kind}", f"P={P}",
+                      partial(_score_rows, obs=obs, actions=actions, w=w), policy))
+        table.append((f"NPG exact Fisher Z^T Z (NPG.3) vs Hessian of mean KL, {kind}", f"({P}, {P})",
+                      partial(_hessian_vs, _explicit_fisher, policy, obs)))
     return table
 
 
 ALL_CHECKS = [mlp_checks, categorical_checks, gaussian_checks, policy_checks, loss_checks, agreement_checks]
 
 
-def not_implemented(err):
-    """The error column of a row whose code is a homework stub: "not implemented (Exercise TAG)"."""
-    text = str(err)
-    tag = text.split(":")[0].removeprefix("Exercise ").strip() if text.startswith("Exercise ") else ""
-    return f"not implemented (Exercise {tag})" if tag else "not implemented"
-
-
 def run_checks(seed=0, checks=None):
-    """Run every check; returns rows (quantity, shape, error, passed). In a student version of the
-    package, a row (or a whole group, when building its inputs already needs a stub) whose code
-    raises NotImplementedError gets the error "not implemented (Exercise TAG)" and fails."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for check in (checks or ALL_CHECKS):
-        try:
-            table = check(rng)
-        except NotImplementedError as err:
-            rows.append((f"{check.__name__} (every row)", "", not_implemented(err), False))
-            continue
-        for quantity, shape, *rest in table:
-            try:                                                      # (f, grad_f, x), or an error to measure
-                error = _error(*rest) if len(rest) == 3 else (rest[0]() if callable(rest[0]) else rest[0])
-            except NotImplementedError as err:
-                rows.append((quantity, shape, not_implemented(err), False))
-                continue
-            rows.append((quantity, shape, error, bool(error <= TOL)))
-    return rows
-
-
-def format_table(rows):
-    width = max(len(r[0]) for r in rows)
-    lines = [f"{'quantity':<{width}}  {'shape':<12}  {'max rel error':>13}  result",
-             "-" * (width + 38)]
-    for quantity, shape, error, passed in rows:
-        if isinstance(error, str):                                    # a homework stub
-            lines.append(f"{quantity:<{width}}  {shape:<12}  {'':>13}  {error}")
-            continue
-        lines.append(f"{quantity:<{width}}  {shape:<12}  {error:>13.2e}  {'pass' if passed else 'FAIL'}")
-    n_fail = sum(not r[3] for r in rows)
-    lines.append(f"{len(rows) - n_fail} of {len(rows)} checks passed (tolerance {TOL:.0e} on "
-                 f"|a - n| / max(1, |a|, |n|), central differences with h = 1e-6 max(1, |x|))")
-    return "\n".join(lines)
+    """Every row of ALL_CHECKS (or of the given groups): (quantity, shape, error, passed)."""
+    return run_table(checks or ALL_CHECKS, seed, TOL)

@@ -83,8 +83,9 @@ def parse_value(config_cls, key, text):
             return int(text)
         if isinstance(default, float):
             return float(text)
-        if default is None:
-            return None if text.lower() == "none" else float(text)
+        if default is None:                                        # optional: none, or its annotated type
+            return None if text.lower() == "none" else (int if fields[key].type in (int, "int") else float)(text)
     except ValueError:
-        raise ConfigError(f"{key} must be a {type(default).__name__} (like {default!r}), got {text!r}") from None
+        kind = "number or none" if default is None else type(default).__name__
+        raise ConfigError(f"{key} must be a {kind} (like {default!r}), got {text!r}") from None
     return text

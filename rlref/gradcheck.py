@@ -13,6 +13,13 @@ Taught in ``notebooks/00_backprop_and_gradcheck.ipynb``. The policy (README.md, 
 
 ``x`` may be one array or a dict of arrays (a parameter dict); failures name the entry as
 ``W2[3, 1]``. The input is perturbed in place and restored bit for bit.
+
+A table of checks (``rlref.checks`` holds rlref's) is a list of groups; a group takes a generator,
+draws its random inputs and returns entries: a gradient check (quantity, shape, fn, x), fn(x)
+returning (value, gradient, ...) as every loss-and-gradient function of rlref does, or an agreement
+(quantity, shape, measure), measure() the error between two independent computations of one
+quantity. ``run_table`` measures every entry into rows (quantity, shape, error, passed) and
+``format_table`` prints them.
 """
 import numpy as np
 
@@ -142,3 +149,58 @@ def numerical_jacobian(g, x, eps=1e-6):
         x[i] = old                                                      # restore bit for bit
         columns.append((g_plus - g_minus) / (2.0 * h))
     return np.stack(columns, axis=1)
+
+
+def _gradient_error(fn, x):
+    """The error of a gradient check; an analytic gradient that is identically zero is refused (inf),
+    since agreeing with a zero finite difference proves nothing."""
+    g = fn(x)[1]
+    if all(not np.any(v) for v in (g.values() if isinstance(g, dict) else [g])):
+        return np.inf
+    return check_grad(lambda x_: fn(x_)[0], lambda x_: fn(x_)[1], x, tol=np.inf)   # measure, do not raise
+
+
+def not_implemented(err):
+    """The error column of a row whose code is a homework stub: "not implemented (Exercise TAG)"."""
+    text = str(err)
+    tag = text.split(":")[0].removeprefix("Exercise ").strip() if text.startswith("Exercise ") else ""
+    return f"not implemented (Exercise {tag})" if tag else "not implemented"
+
+
+def run_table(groups, seed=0, tol=1e-6):
+    """Measure every entry of the groups with one generator; rows (quantity, shape, error, passed).
+
+    In a student version of the package, a row (or a whole group, when building its inputs already
+    needs a stub) whose code raises NotImplementedError gets the error "not implemented (Exercise
+    TAG)" and fails."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for group in groups:
+        try:
+            table = group(rng)
+        except NotImplementedError as err:
+            rows.append((f"{group.__name__} (every row)", "", not_implemented(err), False))
+            continue
+        for quantity, shape, *entry in table:
+            try:
+                error = _gradient_error(*entry) if len(entry) == 2 else entry[0]()
+            except NotImplementedError as err:
+                rows.append((quantity, shape, not_implemented(err), False))
+                continue
+            rows.append((quantity, shape, error, bool(error <= tol)))
+    return rows
+
+
+def format_table(rows, tol=1e-6):
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{'quantity':<{width}}  {'shape':<12}  {'max rel error':>13}  result",
+             "-" * (width + 38)]
+    for quantity, shape, error, passed in rows:
+        if isinstance(error, str):                                    # a homework stub
+            lines.append(f"{quantity:<{width}}  {shape:<12}  {'':>13}  {error}")
+            continue
+        lines.append(f"{quantity:<{width}}  {shape:<12}  {error:>13.2e}  {'pass' if passed else 'FAIL'}")
+    n_fail = sum(not r[3] for r in rows)
+    lines.append(f"{len(rows) - n_fail} of {len(rows)} checks passed (tolerance {tol:.0e} on "
+                 f"|a - n| / max(1, |a|, |n|), central differences with h = 1e-6 max(1, |x|))")
+    return "\n".join(lines)

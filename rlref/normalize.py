@@ -3,9 +3,9 @@
 Statistics are plain dicts {"mean", "var", "count"} (saved in the checkpoint as they are). Merging
 two sets of statistics (A with n_a samples, B with n_b) is exact (Chan, Golub & LeVeque 1979):
 
-    n = n_a + n_b,   d = mean_b - mean_a
-    mean = mean_a + d n_b / n
-    var  = (var_a n_a + var_b n_b + d^2 n_a n_b / n) / n                               (NORM.1)
+    n = n_a + n_b,   diff = mean_b - mean_a
+    mean = mean_a + diff n_b / n
+    var  = (var_a n_a + var_b n_b + diff^2 n_a n_b / n) / n                            (NORM.1)
 
 so updating with a batch is merging with that batch's own statistics, and the distributed PPO can
 merge its workers' statistics into exactly the statistics of all their data. ``var`` is the
@@ -37,9 +37,9 @@ def rms_merge(a, b):
     """Statistics of the union of the data behind a and b.  (NORM.1)"""
     n_a, n_b = float(a["count"]), float(b["count"])
     n = n_a + n_b
-    d = b["mean"] - a["mean"]                                        # not a TD residual: a mean difference
-    mean = a["mean"] + d * (n_b / n)
-    var = (a["var"] * n_a + b["var"] * n_b + d * d * (n_a * n_b / n)) / n
+    diff = b["mean"] - a["mean"]                                     # the difference of the two means
+    mean = a["mean"] + diff * (n_b / n)
+    var = (a["var"] * n_a + b["var"] * n_b + diff * diff * (n_a * n_b / n)) / n
     return {"mean": mean, "var": var, "count": n}
 
 

@@ -4,10 +4,12 @@ Used by notebooks/03_trpo.ipynb. theta_old is the policy that collected the epis
 behaviour policy), theta the policy being evaluated or improved.
 
    J_H(theta) = E[sum_{t < H} gamma^t r_t]:  V_0 = 0,  V_h = r_pi + gamma P_pi V_{h-1}      (MDP.13)
-   rho_t = pi_theta(a_t|s_t) / pi_old(a_t|s_t),   w_{0:t} = prod_{t' <= t} rho_t'          (MDP.14)
-   whole-episode IS:  J_hat = w_{0:T-1} sum_t gamma^t r_t                                    (MDP.15)
-   per-decision IS:   J_hat = sum_t gamma^t r_t w_{0:t}     (causality: r_t ignores rho_t', t' > t)
-   L_old(theta) = J(theta_old) + sum_s d_old(s) sum_a pi_theta(a|s) A_old(s, a)              (MDP.16)
+   with rho_t = pi_theta(a_t|s_t) / pi_old(a_t|s_t) and w_{0:t} = prod_{t' <= t} rho_t' (the
+   trajectory ratio of (OFF.2), cut after step t), the importance-sampled returns
+   whole-episode IS:  J_hat = w_{0:T-1} sum_t gamma^t r_t
+   per-decision IS:   J_hat = sum_t gamma^t r_t w_{0:t}     (causality: r_t ignores rho_t', t' > t)  (MDP.15)
+   L_old(theta) = J(theta_old) + sum_s d_old(s) sum_a pi_theta(a|s) A_old(s, a), the surrogate of
+   the bound (OFF.5): the policy's improvement (OFF.4) with the old visitation d_old
    M(theta) = L_old(theta) - C max_s KL(pi_old(.|s) || pi_theta(.|s)),
               C = 4 eps gamma / (1 - gamma)^2,  eps = max_{s,a} |A_old(s, a)|                 (MDP.17)
 Both estimators of (MDP.15) are unbiased for J_H(theta) when pi_old > 0 wherever pi_theta > 0.
@@ -41,7 +43,7 @@ def truncate_episodes(episodes, horizon):
 
 
 def importance_weights(mdp, theta_old, theta, episodes):
-    """w_{0:t} of every step (MDP.14), shape (N,): the product of the ratios up to and including t."""
+    """w_{0:t} of (MDP.15) for every step, shape (N,): the product of the ratios up to and including t."""
     _check_episodes(mdp, episodes)
     logp = np.log(softmax_policy(_check_theta(mdp, theta)))               # (S, A)
     logp_old = np.log(softmax_policy(_check_theta(mdp, theta_old)))       # (S, A)
@@ -66,7 +68,7 @@ def is_return_estimates(mdp, theta_old, theta, episodes, per_decision):
 
 
 def surrogate_exact(mdp, theta_old, theta):
-    """L_old(theta) (MDP.16): old visitation and advantages, new action probabilities."""
+    """L_old(theta) of (OFF.5): old visitation and advantages, new action probabilities."""
     probs_old = softmax_policy(_check_theta(mdp, theta_old))              # (S, A)
     V_old, Q_old = exact_values(mdp, probs_old)
     d_old = discounted_visitation(mdp, probs_old)                         # (S,)

@@ -22,6 +22,11 @@ eps = 1e-8 that bound is lr * |m_hat| / 1e-8, so PPO implementations often use e
 Global-norm clipping (Pascanu et al. 2013): if ||g|| > max_norm, g <- g * max_norm / ||g||, where
 ||g|| is the Euclidean norm of all gradients together.                             (OPT.3)
 
+A step size decayed linearly over the training budget (a learning rate, as A3C decays it, Mnih et
+al. 2016; or a KL radius), with f in [0, 1] the fraction of the budget already used:
+
+    step_size(f) = step_size_0 (1 - f)                                             (OPT.4)
+
 Hyperparameters and gradients are checked when a caller passes them; rlref's training loops,
 whose settings were validated once in their Config and whose gradients come from their own
 backward passes, pass check=False. A step that would produce NaN or inf parameters always raises.
@@ -80,6 +85,12 @@ def adam_step(theta, grad, state, lr, beta1=0.9, beta2=0.999, eps=1e-8, check=Tr
     v_hat = v / (1.0 - beta2 ** t)
     theta_new = _commit(theta - lr * m_hat / (np.sqrt(v_hat) + eps), "Adam")   # (OPT.2)
     return theta_new, {"m": m, "v": v, "t": t}
+
+
+def linear_decay(step_size, frac, decay=True):
+    """step_size (1 - frac) (OPT.4), or step_size itself when decay is False. frac: the fraction of
+    the training budget already used, in [0, 1)."""
+    return step_size * (1.0 - frac) if decay else step_size
 
 
 def clip_grad_norm(grad, max_norm, check=True):

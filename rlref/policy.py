@@ -12,11 +12,13 @@ the weights. With J_i = d(distribution parameters of sample i) / d theta,
 
 so, for example, the score of sample i is J_i^T dlogp_i. Forward mode gives J_i v (``policy_jvp``).
 
-The Fisher matrix of the policy (the Hessian of the mean KL at theta_old) is J^T M J, with M_i the
-Fisher of the distribution in its own parameters (DIST.4, DIST.8). Its product with a vector needs
-no P x P matrix: one forward-mode pass, one product with M_i, one backward pass:
+The Fisher matrix of the policy (the Hessian of the mean KL at theta_old, notebook 00) is J^T M J,
+with M_i the Fisher of the distribution in its own parameters (DIST.4, DIST.8). Its product with a
+vector needs no P x P matrix: one forward-mode pass, one product with M_i, one backward pass. It is
+(TRPO.6), derived in notebooks/03_trpo.ipynb; the mean KL's gradient is (POL.1) applied to the KL's
+own derivative (DIST.3, DIST.7):
 
-    F v = (1/N) sum_i J_i^T (M_i (J_i v)) + damping v                             (POL.2)
+    F v = (1/N) sum_i J_i^T (M_i (J_i v)) + damping v                             (TRPO.6)
     grad KLbar(theta) = (1/N) sum_i J_i^T dKL(pi_old,i || pi_theta,i) / d dist_i    (POL.3)
 
 NPG, TRPO and the gradient checks all use these two.
@@ -38,6 +40,13 @@ def init_policy(sizes, rng, gaussian=False, activation="tanh", out_gain=0.01, lo
     if gaussian:
         params["log_std"] = np.full(sizes[-1], float(log_std))     # (A,)
     return params
+
+
+def init_policy_from(config, obs_dim, act_dim, gaussian, rng, **init):
+    """init_policy of an algorithm's Config: sizes [D, *config.hidden, A], its hidden activation and
+    initial log_std; `init` passes init_policy's out_gain, hidden_gain and init through."""
+    return init_policy([obs_dim, *config.hidden, act_dim], rng, gaussian, config.activation,
+                       log_std=config.log_std_init, **init)
 
 
 def is_gaussian(params):
@@ -95,25 +104,25 @@ def add(ddist, other):
 
 
 def fisher_vector_product(policy, obs, damping=0.0):
-    """v -> F v + damping v (POL.2), matrix-free: one forward pass now, then per product one
+    """v -> F v + damping v (TRPO.6), matrix-free: one forward pass now, then per product one
     forward-mode pass (J_i v) and one reverse-mode pass (J_i^T ...). v and F v are flat (P,)."""
     dist, cache = policy_forward(policy, obs)
     N = obs.shape[0]
 
     def fvp(v):
         _, MJv = _fisher_forward(dist, cache, v, policy)
-        return flatten(policy_backward(MJv, cache)) / N + damping * v   # (P,)   (POL.2)
+        return flatten(policy_backward(MJv, cache)) / N + damping * v   # (P,)   (TRPO.6)
     return fvp
 
 
 def _fisher_forward(dist, cache, v, like):
-    """The forward half of (POL.2): J_i v by forward mode, then M_i J_i v."""
+    """The forward half of (TRPO.6): J_i v by forward mode, then M_i J_i v."""
     Jv = policy_jvp(unflatten(v, like, copy=False), cache)          # J_i v, (N, A) or a pair
     return Jv, dist.fisher_product(Jv)                              # M_i J_i v
 
 
 def fisher_quadratic(dist, cache, x, like):
-    """x^T F x (no damping) = mean_i (J_i x)^T M_i (J_i x) of (POL.2), by one forward-mode pass and
+    """x^T F x (no damping) = mean_i (J_i x)^T M_i (J_i x) of (TRPO.6), by one forward-mode pass and
     no backward pass; dist and cache from policy_forward(like, obs)."""
     Jx, MJx = _fisher_forward(dist, cache, x, like)
     if isinstance(Jx, tuple):
@@ -135,6 +144,6 @@ def mean_kl(theta, old_dist, like, obs):
 
 
 def matrix_free_fisher(params, obs):
-    """F (P, P) column by column from the matrix-free product F e_j of (POL.2)."""
+    """F (P, P) column by column from the matrix-free product F e_j of (TRPO.6)."""
     fvp = fisher_vector_product(params, obs)
     return np.stack([fvp(e) for e in np.eye(flatten(params).size)], axis=1)

@@ -17,6 +17,7 @@ import pytest
 
 from helpers import ENV, ROOT, read_progress
 from rlref.algos import dppo, ppo
+from rlref.config import parse_value
 from rlref.errors import ConfigError
 from rlref.normalize import rms_init, rms_merge, rms_update
 from rlref.rollout import Batch, collect, make_envs, start
@@ -110,9 +111,9 @@ def test_an_error_on_one_rank_ends_the_whole_job():
 def test_the_beta_vote_at_its_boundaries():
     config = dppo.Config()
     low, high = config.kl_target / 1.5, 1.5 * config.kl_target
-    assert dppo.kl_vote(low, config) == 0 and dppo.kl_vote(high, config) == 0      # boundaries keep beta
-    assert dppo.kl_vote(np.nextafter(low, 0), config) == -1
-    assert dppo.kl_vote(np.nextafter(high, 1), config) == 1
+    assert ppo.kl_verdict(low, config) == 0 and ppo.kl_verdict(high, config) == 0      # boundaries keep beta
+    assert ppo.kl_verdict(np.nextafter(low, 0), config) == -1
+    assert ppo.kl_verdict(np.nextafter(high, 1), config) == 1
     # two workers, alpha = 2: alpha_hat = 1.5 per worker; opposite votes cancel
     assert dppo.shared_beta(1.0, [2 * high, 2 * high], config) == 1.5 ** 2
     assert dppo.shared_beta(1.0, [2 * high, low / 2], config) == 1.0
@@ -144,7 +145,7 @@ def test_k_step_advantages_match_brute_force_with_terminations_and_truncations(r
     batch = Batch(rng.normal(size=(T + 1, E, 4)), np.zeros((T, E), int), np.zeros((T, E)),
                   rng.normal(size=(T, E)), term, trunc, np.ones((T, E), bool))
     V = value_forward(value, batch.obs)              # (T + 1, E)
-    A = dppo.advantages(batch, value, config)["A_hat"].reshape(T, E)
+    A = dppo.estimate_advantages(batch, value, config)["A_hat"].reshape(T, E)
 
     def brute(t, e, exponent_shift=0):
         G = 0.0
@@ -164,8 +165,8 @@ def test_k_step_advantages_match_brute_force_with_terminations_and_truncations(r
     notes = np.array([[brute(t, e, exponent_shift=1) for e in range(E)] for t in range(T)])
     assert np.max(np.abs(notes - A)) > 1e-2
     # K = T: every step sums to the end of its rollout window (the notes' fixed windows).
-    window = dppo.advantages(batch, value, dppo.Config(k_steps=T, gamma=gamma, num_envs=E, n_steps=T,
-                                                       minibatch_size=8))["A_hat"].reshape(T, E)
+    window_config = dppo.Config(k_steps=T, gamma=gamma, num_envs=E, n_steps=T, minibatch_size=8)
+    window = dppo.estimate_advantages(batch, value, window_config)["A_hat"].reshape(T, E)
     assert abs(window[0, 2] - (sum(gamma ** k * batch.rewards[k, 2] for k in range(T))
                                + gamma ** T * V[T, 2] - V[0, 2])) < 1e-12
 
@@ -239,6 +240,16 @@ def test_bad_settings_raise_config_error():
         dppo.Config(k_steps=0)
     with pytest.raises(ConfigError, match="sync_every"):
         dppo.Config(sync_every=True)
+
+
+def test_an_optional_setting_parses_to_its_annotated_type():
+    """`--set k_steps=5` (notebook 05's switch to K-step returns) is the integer 5, not 5.0."""
+    k = parse_value(dppo.Config, "k_steps", "5")
+    assert k == 5 and isinstance(k, int) and dppo.Config(k_steps=k).k_steps == 5
+    assert parse_value(dppo.Config, "k_steps", "None") is None
+    assert parse_value(dppo.Config, "early_stop_kl", "0.01") == 0.01
+    with pytest.raises(ConfigError, match="k_steps must be a number or none"):
+        parse_value(dppo.Config, "k_steps", "five")
 
 
 def train_mpi(seed, env, *args):

@@ -1,6 +1,6 @@
 """The exact off-policy and trust-region answers of rlref/offpolicy.py for notebook 03:
-finite-horizon J (MDP.13), importance weights and both importance-sampling estimators (MDP.14-15),
-the surrogate L_old (MDP.16) and the minorize-maximize lower bound (MDP.17)."""
+finite-horizon J (MDP.13), importance weights and both importance-sampling estimators (MDP.15),
+the surrogate L_old of the bound (OFF.5) and the minorize-maximize lower bound (MDP.17)."""
 import numpy as np
 import pytest
 

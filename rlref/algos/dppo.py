@@ -24,13 +24,13 @@ times (the sum's last reward, i = K - 1, already carries gamma^(K-1)). (DPPO.5) 
 rlref/advantages.py, cut at an episode's end and at the rollout's end: with K = T every step's
 sum runs to the end of its rollout, which is the notes' fixed K-step windows.
 
-What K means in alpha_hat. The notes (and the paper) write alpha_hat = 1 + (alpha - 1) / K with
-K the number of workers that change the shared beta, not the K of the K-step returns: every
-worker applies its own change to the one shared coefficient, so when all W agree beta moves by
-alpha_hat^W = (1 + (alpha - 1) / W)^W, which is alpha to first order in alpha - 1 (and never more
-than e^(alpha - 1)); one worker (W = 1) is PPO's rule (PPO.4) exactly. A window length would
-make the speed of adaptation depend on a truncation length that has nothing to do with how many
-changes compound. The hinge of (PPO.3) is per worker, as in the notes: each worker's minibatch
+Why W in alpha_hat. The notes (and the paper) write alpha_hat with a symbol that they also use for
+the window of the K-step returns; rlref reads it as the number of workers that change the shared
+beta, W: every worker applies its own change to the one shared coefficient, so when all W agree
+beta moves by alpha_hat^W = (1 + (alpha - 1) / W)^W, which is alpha to first order in alpha - 1
+(and never more than e^(alpha - 1)); one worker (W = 1) is PPO's rule (PPO.4) exactly. A window
+length would make the speed of adaptation depend on a truncation length that has nothing to do
+with how many changes compound. The hinge of (PPO.3) is per worker, as in the notes: each worker's minibatch
 loss penalizes its own minibatch KL (ppo.policy_loss_and_grad does exactly that).
 
 Why the global batch for (DPPO.2): advantages standardized per worker would give every worker's
@@ -61,15 +61,13 @@ from rlref.algos import ppo
 from rlref.errors import ConfigError, SyncError, require_float, require_int
 from rlref.nn import flatten, unflatten
 from rlref.normalize import rms_init, rms_merge
-from rlref.policy import policy_forward
 from rlref.train import STREAMS, generators
 
 ROLLOUT = "steps"
 
-# The settings are per worker: on CartPole each worker has 8 envs x 32 steps and minibatch 256 (PPO's
-# older CartPole defaults, which DPPO was calibrated with), so W workers make W times that batch. The
-# Pendulum preset gives each worker half of PPO's (4 envs x 256 steps, minibatch 128): two workers
-# together make PPO's batch.
+# The settings are per worker, so W workers make W times the batch. On CartPole DPPO keeps the
+# settings it was calibrated with (PPO's older defaults); on Pendulum each worker collects half of
+# PPO's batch, so that two workers together make PPO's.
 PRESETS = {
     "Pendulum-v1": dict(total_steps=300_000, hidden=(64, 64), num_envs=4, n_steps=256, epochs=10,
                         minibatch_size=128, gamma=0.95, lam=0.95, lr=1e-3, vf_coef=0.5, ent_coef=0.0,
@@ -84,7 +82,7 @@ class Config(ppo.Config):
     n_steps: int = 32                # T
     lr: float = 5e-3                 # Adam step size
     max_grad_norm: float = 0.5       # global-norm clip of the (averaged) gradient
-    epochs: int = 10                 # passes over the batch (5, at 4 envs and minibatch 128: 17 of 20 seeds)
+    epochs: int = 10                 # passes over the batch (10 solved more calibration seeds than 5: README)
     minibatch_size: int = 256        # samples per worker per gradient step (global: W times this)
     objective: str = "penalty"       # the notes' adaptive KL penalty with hinge (PPO.3); or "clip"
     alpha: float = 2.0               # alpha of (DPPO.4): one worker multiplies or divides beta by it
@@ -244,8 +242,8 @@ def rms_unmerge(ab, a):
     if not n_b > 0:
         raise ConfigError(f"rms_unmerge needs count(ab) > count(a), got {n} and {n_a}")
     mean_b = a["mean"] + (ab["mean"] - a["mean"]) * (n / n_b)
-    d = mean_b - a["mean"]                                           # a mean difference (NORM.1's d)
-    var_b = (ab["var"] * n - a["var"] * n_a - d * d * (n_a * n_b / n)) / n_b
+    diff = mean_b - a["mean"]                                        # NORM.1's difference of the means
+    var_b = (ab["var"] * n - a["var"] * n_a - diff * diff * (n_a * n_b / n)) / n_b
     return {"mean": mean_b, "var": np.maximum(var_b, 0.0), "count": n_b}
 
 
@@ -281,24 +279,15 @@ def equal_share(samples, workers, rng):
     return {k: v[keep] for k, v in samples.items()}
 
 
-def kl_vote(kl, config):
-    """One worker's verdict on beta from its own mean KL: -1 (lower), +1 (raise) or 0 (PPO.4's
-    thresholds; the boundaries themselves vote 0)."""
-    if kl < config.kl_target / 1.5:
-        return -1
-    if kl > 1.5 * config.kl_target:
-        return 1
-    return 0
-
-
 def shared_beta(beta, kls, config):
-    """(DPPO.4): the shared beta after every worker (its mean KL in kls) applied its own change."""
+    """(DPPO.4): the shared beta after every worker (its mean KL in kls) applied its own change;
+    each worker's vote is PPO's verdict on its own KL (ppo.kl_verdict)."""
     alpha_hat = 1.0 + (config.alpha - 1.0) / len(kls)
-    beta = beta * alpha_hat ** sum(kl_vote(kl, config) for kl in kls)
+    beta = beta * alpha_hat ** sum(ppo.kl_verdict(kl, config) for kl in kls)
     return min(max(beta, config.beta_min), config.beta_max)
 
 
-def advantages(batch, value, config):
+def estimate_advantages(batch, value, config):
     """Step 2's samples: V_old on every observation, then GAE (GAE.2), or the K-step advantages
     (DPPO.5) when config.k_steps = K is set."""
     return batch_samples(batch, value, config.gamma, config.lam, n=config.k_steps)
@@ -315,23 +304,16 @@ def _reducer(workers, config):
 
 def update(agent, batch, config, rng, progress=0.0, workers=None):
     workers = workers or Workers()
-    samples = advantages(batch, agent["value"], config)                         # Step 2
+    samples = estimate_advantages(batch, agent["value"], config)                # Step 2
     samples = equal_share(samples, workers, rng)
     if config.normalize_adv == "batch":
         samples["A_hat"] = standardize_global(samples["A_hat"], workers)        # (DPPO.2)
-    dist_old, _ = policy_forward(agent["policy"], samples["obs"], check=False)
-    lr = config.lr * (1.0 - progress) if config.anneal_lr else config.lr
-    beta = float(agent["state"]["beta"])
-    theta, opt, losses, stopped = ppo.run_epochs(agent, samples, dist_old, config, rng, lr, beta,
-                                                 reduce=_reducer(workers, config))   # Step 3 (DPPO.1)
-    P = sum(v.size for v in agent["policy"].values())
-    new = {"policy": unflatten(theta[:P], agent["policy"], copy=False),      # views: theta is new
-           "value": unflatten(theta[P:], agent["value"], copy=False), "opt": opt}
-    dist_new, _ = policy_forward(new["policy"], samples["obs"], check=False)
-    kl_w = float(dist_old.kl(dist_new).mean())                 # Step 4: this worker's exact mean KL
-    diag = ppo.diagnostics(samples, dist_new, kl_w, beta, losses, stopped, config)
+    new, diag = ppo.optimize(agent, samples, config, rng, progress,
+                             reduce=_reducer(workers, config))                 # Steps 3-4 (DPPO.1)
+    # diag holds this worker's log, its own exact mean KL included; the others' come next
     keys = [k for k in diag if k not in ("beta", "minibatch_steps", "early_stop")]
     everyone = workers.gather([[diag[k] for k in keys]])       # (W, keys): every rank's diagnostics
+    beta = diag["beta"]
     if config.objective == "penalty":
         beta = shared_beta(beta, [row[keys.index("kl")] for row in everyone], config)   # (DPPO.4)
     updates = int(agent["state"]["updates"]) + 1

@@ -20,10 +20,10 @@ parameters (DIST.4, DIST.8), lambda = ``damping``.
     tabular softmax, F weighted by the discounted visitation: x(s, a) = A(s, a) + c(s)     (NPG.8)
 
 Both Fishers are Gram matrices F = Z^T Z of a "Fisher factor" Z with R rows: for (NPG.4) the rows
-are score_i / sqrt(N) (R = N); for (NPG.3) they are the rows of sqrt(1/N) R_i J_i, where
-R_i^T R_i = M_i: A - 1 rows per sample for a categorical policy (its logits can all shift by a
-constant without changing the probabilities, so M_i has rank A - 1), A rows per sample plus A
-rows for the shared log_std for a Gaussian one. With Z = score / sqrt(N), (NPG.7) is the notes'
+are score_i / sqrt(N) (R = N); for (NPG.3) they are the rows of sqrt(1/N) C_i J_i, with C_i a
+square root of M_i (C_i^T C_i = M_i): A - 1 rows per sample for a categorical policy (its logits can
+all shift by a constant without changing the probabilities, so M_i has rank A - 1), A rows per
+sample plus A rows for the shared log_std for a Gaussian one. With Z = score / sqrt(N), (NPG.7) is the notes'
 x = (1/lambda)(g - score^T (N lambda I + score score^T)^-1 score g).
 
 Per-sample gradients, without N backward passes: (MLP.2) sums dW_k = sum_i outer(h_{k-1,i}, dz_{k,i})
@@ -49,7 +49,8 @@ from rlref.advantages import batch_samples
 from rlref.config import TrainConfig
 from rlref.errors import ConfigError, require_choice, require_float, require_int
 from rlref.nn import act_grad, flatten, unflatten
-from rlref.policy import fisher_quadratic, init_policy, is_gaussian, policy_backward, policy_forward, scale_rows
+from rlref.optim import linear_decay
+from rlref.policy import fisher_quadratic, init_policy_from, is_gaussian, policy_backward, policy_forward, scale_rows
 from rlref.value import fit_value, init_value
 
 ROLLOUT = "steps"
@@ -67,7 +68,7 @@ class Config(TrainConfig):
     fisher: str = "exact"            # "exact" (NPG.3) or "empirical" (NPG.4)
     max_kl: float = 0.01             # max_kl: the KL budget of the quadratic model (NPG.5)
     damping: float = 0.1             # lambda of F + lambda I (NPG.6)
-    anneal_kl: bool = True           # decay max_kl linearly to 0 over the step budget
+    anneal_kl: bool = True           # decay max_kl linearly to 0 over the step budget (OPT.4)
     lr_v: float = 3e-3               # Adam step size for phi
     v_iters: int = 40                # full-batch Adam steps on the value loss per iteration
 
@@ -83,8 +84,7 @@ class Config(TrainConfig):
 
 
 def init_agent(config, obs_dim, act_dim, gaussian, rng):
-    policy = init_policy([obs_dim, *config.hidden, act_dim], rng, gaussian, config.activation,
-                         log_std=config.log_std_init)
+    policy = init_policy_from(config, obs_dim, act_dim, gaussian, rng)
     return {"policy": policy, **init_value(config, obs_dim, rng)}
 
 
@@ -126,20 +126,20 @@ def score_matrix(policy, obs, actions):
 
 
 def _categorical_root(probs):
-    """R (N, A - 1, A) with R_i^T R_i = diag(p_i) - p_i p_i^T  (DIST.4).
+    """C (N, A - 1, A) with C_i^T C_i = diag(p_i) - p_i p_i^T  (DIST.4): a square root of M_i.
 
     The A rows sqrt(p_a)(e_a - p) already give M = sum_a p_a (e_a - p)(e_a - p)^T; they satisfy one
-    linear relation (sum_a sqrt(p_a) row_a = 0). A Householder reflection Q (orthogonal, so Q R
-    keeps R^T R) that sends sqrt(p) to -e_A turns that relation into a zero last row, dropped here.
+    linear relation (sum_a sqrt(p_a) row_a = 0). A Householder reflection Q (orthogonal, so Q C
+    keeps C^T C) that sends sqrt(p) to -e_A turns that relation into a zero last row, dropped here.
     """
     N, A = probs.shape
     sq = np.sqrt(probs)                                              # (N, A)
-    R = sq[:, :, None] * (np.eye(A) - probs[:, None, :])             # (N, A, A) rows sqrt(p_a)(e_a - p)
+    C = sq[:, :, None] * (np.eye(A) - probs[:, None, :])             # (N, A, A) rows sqrt(p_a)(e_a - p)
     u = sq.copy()
     u[:, -1] += 1.0                                                  # u = sqrt(p) + e_A, |u|^2 >= 2
-    uR = np.einsum("na,nab->nb", u, R)                               # (N, A)
-    QR = R - (2.0 / (u * u).sum(axis=1))[:, None, None] * u[:, :, None] * uR[:, None, :]
-    return QR[:, :-1, :]                                             # (N, A - 1, A)
+    uC = np.einsum("na,nab->nb", u, C)                               # (N, A)
+    QC = C - (2.0 / (u * u).sum(axis=1))[:, None, None] * u[:, :, None] * uC[:, None, :]
+    return QC[:, :-1, :]                                             # (N, A - 1, A)
 
 
 def fisher_factor(policy, obs, kind="exact", actions=None, weights=None):
@@ -178,16 +178,16 @@ def fisher_matrix(Z):
 
 # ------------------------------------------------------------------ solving F x = g
 
-def cholesky(K, name):
-    """Lower L with L L^T = K, or ConfigError if K is not (numerically) positive definite.
+def cholesky(S, name):
+    """Lower L with L L^T = S, or ConfigError if the symmetric S is not (numerically) positive definite.
 
-    A pivot below n * eps * max diag(K) means K is singular to working precision: a factor of it
+    A pivot below n * eps * max diag(S) means S is singular to working precision: a factor of it
     would exist only because of rounding and give a meaningless step.
     """
-    n = K.shape[0]
+    n = S.shape[0]
     try:
-        L = np.linalg.cholesky(K)
-        ok = np.all(np.isfinite(L)) and np.diag(L).min() ** 2 > n * np.finfo(float).eps * np.diag(K).max()
+        L = np.linalg.cholesky(S)
+        ok = np.all(np.isfinite(L)) and np.diag(L).min() ** 2 > n * np.finfo(float).eps * np.diag(S).max()
     except np.linalg.LinAlgError:
         ok = False
     if not ok:
@@ -219,7 +219,7 @@ def solve_triangular(L, b, transpose=False, block=64):
 
 
 def cho_solve(L, b):
-    """K^-1 b from the Cholesky factor L of K.  (NPG.6)"""
+    """S^-1 b from the Cholesky factor L of S.  (NPG.6)"""
     return solve_triangular(L, solve_triangular(L, b), transpose=True)
 
 
@@ -235,9 +235,9 @@ def natural_direction(Z, g, damping, route="auto"):
         raise ConfigError(f"F = Z^T Z has rank at most R = {R} < P = {P} parameters, so it is singular; "
                           f"set damping > 0 (the default is 0.1) or use more samples")
     if route == "woodbury" or (route == "auto" and R < P):
-        K = Z @ Z.T                                                  # (R, R) symmetric product
-        K[np.diag_indices(R)] += damping                             # lambda I_R + Z Z^T
-        y = cho_solve(cholesky(K, "lambda I + Z Z^T"), Z @ g)        # (R,)
+        gram = Z @ Z.T                                               # (R, R) symmetric product
+        gram[np.diag_indices(R)] += damping                          # lambda I_R + Z Z^T
+        y = cho_solve(cholesky(gram, "lambda I + Z Z^T"), Z @ g)     # (R,)
         return (g - Z.T @ y) / damping, "woodbury"                   # (NPG.7)
     F = fisher_matrix(Z)                                             # (P, P)   (NPG.3) / (NPG.4)
     F[np.diag_indices(P)] += damping                                 # F + lambda I
@@ -253,12 +253,12 @@ def natural_step(policy, obs, actions, A_hat, config, route="auto", max_kl=None)
     dist, cache = policy_forward(policy, obs)
     g = flatten(policy_backward(scale_rows(dist.dlogp(actions), A_hat / N), cache))    # (P,) (NPG.1)
     Z = fisher_factor(policy, obs, config.fisher, actions)                             # (R, P)
-    x, route = natural_direction(Z, g, config.damping, route)                          # (NPG.6/7)
+    x, route = natural_direction(Z, g, config.damping, route)                          # (NPG.6), (NPG.7)
     # NOTE (implementation detail): the step size uses x^T F x with the exact F, the Hessian of
     # the KL (NPG.2), as the lab does with its F. It equals the notes' g^T x when F is the exact
     # Fisher and damping = 0; with damping, g^T x = x^T F x + lambda |x|^2 would make the step
     # shorter than the KL budget, and an empirical F only estimates the KL's curvature.
-    xFx = fisher_quadratic(dist, cache, x, policy)                                     # (POL.2)
+    xFx = fisher_quadratic(dist, cache, x, policy)                   # x^T F x of (NPG.5) by (TRPO.6)
     step_size = np.sqrt(2.0 * max_kl / xFx) if xFx > 0 else 0.0                        # (NPG.5)
     new_policy = unflatten(flatten(policy) + step_size * x, policy)
     diag = {"kl": float(dist.kl(policy_forward(new_policy, obs)[0]).mean()),   # exact, on the batch
@@ -271,13 +271,13 @@ def natural_step(policy, obs, actions, A_hat, config, route="auto", max_kl=None)
 
 
 def update(agent, batch, config, rng, progress=0.0):
-    s = batch_samples(batch, agent["value"], config.gamma, config.lam)                 # Step 2 (GAE.2)
+    samples = batch_samples(batch, agent["value"], config.gamma, config.lam)           # Step 2 (GAE.2)
     # NOTE (implementation detail): a fixed KL budget moves the policy by max_kl every iteration,
     # however small the gradient; decaying it to 0 over the budget (as A2C decays its learning rate,
     # Mnih et al. 2016) lets the final policy settle.
-    max_kl = config.max_kl * (1.0 - progress) if config.anneal_kl else config.max_kl
-    policy, diag = natural_step(agent["policy"], s["obs"], s["actions"], s["A_hat"], config,
-                                max_kl=max_kl)                                         # Steps 3-6
-    agent, diag["loss_v"] = fit_value({**agent, "policy": policy}, s["obs"], s["R_hat"],
+    max_kl = linear_decay(config.max_kl, progress, config.anneal_kl)                   # (OPT.4)
+    policy, diag = natural_step(agent["policy"], samples["obs"], samples["actions"], samples["A_hat"],
+                                config, max_kl=max_kl)                                 # Steps 3-6
+    agent, diag["loss_v"] = fit_value({**agent, "policy": policy}, samples["obs"], samples["R_hat"],
                                       config.lr_v, config.v_iters)                     # Step 7
     return agent, diag

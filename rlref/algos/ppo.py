@@ -41,9 +41,9 @@ import numpy as np
 from rlref.advantages import batch_samples, standardize
 from rlref.config import TrainConfig
 from rlref.errors import ConfigError, require_choice, require_float, require_int
-from rlref.nn import INITS, flatten, mlp_backward, mlp_forward, splitter, unflatten
-from rlref.optim import adam_init, adam_step, clip_grad_norm
-from rlref.policy import add, init_policy, policy_backward, policy_forward, scale_rows
+from rlref.nn import INITS, flatten, mlp_backward, mlp_forward, splitter
+from rlref.optim import adam_init, adam_step, clip_grad_norm, linear_decay
+from rlref.policy import add, init_policy_from, policy_backward, policy_forward, scale_rows
 from rlref.value import explained_variance, init_value, value_loss_and_grad
 
 ROLLOUT = "steps"
@@ -69,10 +69,8 @@ MUJOCO = dict(total_steps=1_000_000, hidden=(64, 64), num_envs=1, n_steps=2048, 
               gamma=0.99, lam=0.95, lr=3e-4, vf_coef=0.25, ent_coef=0.0, clip_value=True, max_grad_norm=0.5,
               normalize_adv="minibatch", normalize_obs=True, scale_reward=True, eval_episodes=10)
 PRESETS.update({env: MUJOCO for env in ("HalfCheetah-v5", "Walker2d-v5")})
-# NOTE (implementation detail): Hopper without value clipping. With CleanRL's settings two seeds in
-# eight (1-8) stayed in Hopper's dive-and-fall optimum near 1300 (mean training return 2318); without
-# the clip none of seeds 11-18 did (README's table). Notebook 04's ablation finds value clipping
-# slows learning on Pendulum too (every seed below every baseline seed).
+# NOTE (implementation detail): Hopper without value clipping: with it, some seeds stay in Hopper's
+# dive-and-fall optimum (README's MuJoCo table has the runs of both).
 PRESETS["Hopper-v5"] = {**MUJOCO, "clip_value": False}
 # Box2D: RL-Zoo's LunarLander settings (gamma 0.999, lam 0.98, 4 epochs, minibatches of 64, entropy
 # 0.01, no normalization) with 8 envs x 256 steps per batch instead of 16 x 1024 (the same 128
@@ -84,17 +82,9 @@ PRESETS.update({env: dict(total_steps=1_000_000, hidden=(64, 64), num_envs=8, n_
 
 
 # NOTE (implementation detail): the CartPole defaults are chosen for the time to solve, not only the
-# steps. RL-Zoo's settings (8 envs x 32 steps, 20 epochs, two hidden layers of 64) spend most of their
-# time in the minibatch steps, and in NumPy float64 those are arithmetic: at 256 samples and two
-# layers of 32, a hand-fused step with no rlref function in it was only 5 % faster than rlref's. So
-# the defaults do less arithmetic per solve: one hidden layer of 32 (a sixth of the multiply-adds of
-# two layers of 32), batches of 128 (16 envs x 8 steps: the policy improves twice as often per sample)
-# and 5 full-batch epochs at lr 2e-2. Chosen by a sweep of about sixty settings through
-# scripts/calibrate.py on seeds 11-30 (the best also on 31-50), each judged by the median time to
-# solve and unsolved seeds: all 40 solved and evaluated at 491 or more, median 28.5-31.5k steps, in
-# about 0.7 times the time of the previous defaults (two layers of 32, 16 x 16, lr 1e-2). Rejected: 32
-# envs x 4 steps and one layer of 16 or 24 (a seed in 20 unsolved or below 475), lr 3e-2 and
-# minibatches of 64 (slower), observation normalization (25k steps, but as slow per step). Every other
+# steps: the minibatch steps are arithmetic-bound in float64 NumPy, so the defaults do less arithmetic
+# per solve (one small layer, small batches that improve the policy more often per sample, a larger lr).
+# README ("What it reaches, measured") has the sweep that chose them and what was rejected. Every other
 # preset, and DPPO, keeps its own settings (they name every one of these fields).
 @dataclass
 class Config(TrainConfig):
@@ -102,7 +92,7 @@ class Config(TrainConfig):
     hidden: tuple = (32,)            # one layer of 32 is enough for CartPole (see the NOTE above)
     num_envs: int = 16               # E
     n_steps: int = 8                 # T: steps per env per iteration (a batch of E T = 128)
-    epochs: int = 5                  # K: passes over the batch
+    epochs: int = 5                  # passes over the batch
     minibatch_size: int = 128        # samples per gradient step
     gamma: float = 0.98              # discount
     lam: float = 0.8                 # GAE lambda
@@ -152,25 +142,35 @@ class Config(TrainConfig):
 
 
 def init_agent(config, obs_dim, act_dim, gaussian, rng):
-    policy = init_policy([obs_dim, *config.hidden, act_dim], rng, gaussian, config.activation,
-                         out_gain=config.pi_out_gain, log_std=config.log_std_init, hidden_gain=config.hidden_gain,
-                         init=config.init)
+    policy = init_policy_from(config, obs_dim, act_dim, gaussian, rng, out_gain=config.pi_out_gain,
+                              hidden_gain=config.hidden_gain, init=config.init)
     value = init_value(config, obs_dim, rng, out_gain=config.v_out_gain, hidden_gain=config.hidden_gain,
                        init=config.init)["value"]
     theta = np.concatenate([flatten(policy), flatten(value)])
     return {"policy": policy, "value": value, "opt": adam_init(theta), "state": {"beta": np.array(config.beta)}}
 
 
+def kl_verdict(kl, config):
+    """The test of (PPO.4) on a measured mean KL d: -1 when d < kl_target / 1.5 (beta should fall),
+    +1 when d > 1.5 kl_target (beta should rise), 0 in between and at the two boundaries."""
+    if kl < config.kl_target / 1.5:
+        return -1
+    if kl > 1.5 * config.kl_target:
+        return 1
+    return 0
+
+
 def adapt_beta(beta, kl, config):
     """The PPO paper's rule (PPO.4): halve beta when the KL was well below kl_target, double it
-    when well above; the boundaries d = kl_target / 1.5 and d = 1.5 kl_target themselves leave it.
+    when well above (kl_verdict); the boundaries d = kl_target / 1.5 and d = 1.5 kl_target leave it.
 
     NOTE (implementation detail): beta stays in [beta_min, beta_max] (the DPPO notes keep it in a
     band): on an easy task the KL stays below target for many iterations and an unbounded beta
     halves towards 1e-16, from where it would need fifty doublings to matter again."""
-    if kl < config.kl_target / 1.5:
+    verdict = kl_verdict(kl, config)
+    if verdict < 0:
         beta = beta / 2.0
-    elif kl > 1.5 * config.kl_target:
+    elif verdict > 0:
         beta = beta * 2.0
     return min(max(beta, config.beta_min), config.beta_max)
 
@@ -224,6 +224,13 @@ def minibatch_loss_and_grad(theta, split, mb, config, beta):
     return loss_pi + config.vf_coef * loss_v, grad, out
 
 
+def minibatches(N, config, rng):
+    """The sample indices of every minibatch step: `epochs` passes, each over a new shuffle of N."""
+    n_mb = max(1, N // config.minibatch_size)
+    for _ in range(config.epochs):
+        yield from np.array_split(rng.permutation(N), n_mb)
+
+
 def run_epochs(agent, samples, dist_old, config, rng, lr, beta, reduce=None):
     """Step 3: `epochs` passes over shuffled minibatches; per minibatch the gradient of (PPO.6),
     global-norm clipping (OPT.3) and one Adam step (OPT.2) on theta = (theta_pi, phi).
@@ -231,46 +238,52 @@ def run_epochs(agent, samples, dist_old, config, rng, lr, beta, reduce=None):
     reduce: None, or a function that averages an array over workers (the distributed PPO's
     Allreduce). It is applied to every gradient and every k3 before they are used, so that every
     worker takes the same step and makes the same early-stop decision.
-    Returns (theta, opt, losses [(loss_pi, loss_v) per step], stopped)."""
-    N, split = len(samples["A_hat"]), splitter(agent["policy"], agent["value"])   # shapes once per update
-    n_mb = max(1, N // config.minibatch_size)
+    Returns ({"policy", "value", "opt"} after the last step, losses [(loss_pi, loss_v) per step],
+    stopped); the new parameters are views into the last theta (no step modifies it in place)."""
+    split = splitter(agent["policy"], agent["value"])                            # shapes once per update
     keys = ("obs", "actions", "logp_old", "A_hat", "R_hat", "V_old")
     theta, opt = np.concatenate([flatten(agent["policy"]), flatten(agent["value"])]), agent["opt"]
-    losses = []
-    for _ in range(config.epochs):
-        for idx in np.array_split(rng.permutation(N), n_mb):
-            mb = {k: samples[k][idx] for k in keys}
-            mb["dist_old"] = dist_old.take(idx) if config.objective == "penalty" else None
-            _, grad, aux = minibatch_loss_and_grad(theta, split, mb, config, beta)
-            if reduce is not None:
-                grad = reduce(grad)
-            grad, _ = clip_grad_norm(grad, config.max_grad_norm, check=False)              # (OPT.3)
-            theta, opt = adam_step(theta, grad, opt, lr, eps=config.adam_eps, check=False)  # (OPT.2)
-            losses.append((aux["loss_pi"], aux["loss_v"]))
-            if config.early_stop_kl is not None:
-                k3 = aux["k3"] if reduce is None else float(reduce(np.array([aux["k3"]]))[0])
-                if k3 > 1.5 * config.early_stop_kl:
-                    return theta, opt, losses, True
-    return theta, opt, losses, False
+    losses, stopped = [], False
+    for idx in minibatches(len(samples["A_hat"]), config, rng):
+        mb = {k: samples[k][idx] for k in keys}
+        mb["dist_old"] = dist_old.take(idx) if config.objective == "penalty" else None
+        _, grad, aux = minibatch_loss_and_grad(theta, split, mb, config, beta)
+        if reduce is not None:
+            grad = reduce(grad)
+        grad, _ = clip_grad_norm(grad, config.max_grad_norm, check=False)              # (OPT.3)
+        theta, opt = adam_step(theta, grad, opt, lr, eps=config.adam_eps, check=False)  # (OPT.2)
+        losses.append((aux["loss_pi"], aux["loss_v"]))
+        if config.early_stop_kl is not None:
+            k3 = aux["k3"] if reduce is None else float(reduce(np.array([aux["k3"]]))[0])
+            if k3 > 1.5 * config.early_stop_kl:
+                stopped = True
+                break
+    policy, value = split(theta)
+    return {"policy": policy, "value": value, "opt": opt}, losses, stopped
+
+
+def optimize(agent, samples, config, rng, progress, reduce=None):
+    """Steps 3-5 on samples whose advantages are ready, for PPO and the distributed PPO alike: the
+    epochs at the learning rate of (OPT.4), the exact mean KL(pi_old || pi_new) over the samples,
+    and the log of the update with the beta its steps used. Returns (new agent without "state", log)."""
+    dist_old, _ = policy_forward(agent["policy"], samples["obs"], check=False)
+    lr = linear_decay(config.lr, progress, config.anneal_lr)                  # (OPT.4)
+    beta = float(agent["state"]["beta"])
+    new, losses, stopped = run_epochs(agent, samples, dist_old, config, rng, lr, beta, reduce)   # Step 3
+    dist_new, _ = policy_forward(new["policy"], samples["obs"], check=False)
+    kl = float(dist_old.kl(dist_new).mean())                               # Step 4: exact KL(old || new)
+    return new, diagnostics(samples, dist_new, kl, beta, losses, stopped, config)
 
 
 def update(agent, batch, config, rng, progress=0.0):
     samples = batch_samples(batch, agent["value"], config.gamma, config.lam)      # Step 2 (GAE.2)
     if config.normalize_adv == "batch":
         samples["A_hat"] = standardize(samples["A_hat"])
-    dist_old, _ = policy_forward(agent["policy"], samples["obs"], check=False)
-    lr = config.lr * (1.0 - progress) if config.anneal_lr else config.lr
-    beta = float(agent["state"]["beta"])
-    theta, opt, losses, stopped = run_epochs(agent, samples, dist_old, config, rng, lr, beta)  # Step 3
-    P = sum(v.size for v in agent["policy"].values())
-    new = {"policy": unflatten(theta[:P], agent["policy"], copy=False),      # views: theta is new
-           "value": unflatten(theta[P:], agent["value"], copy=False), "opt": opt}
-    dist_new, _ = policy_forward(new["policy"], samples["obs"], check=False)
-    kl = float(dist_old.kl(dist_new).mean())                               # Step 4: exact KL(old || new)
+    new, diag = optimize(agent, samples, config, rng, progress)                   # Steps 3-5
     if config.objective == "penalty":
-        beta = adapt_beta(beta, kl, config)                                # (PPO.4)
-    new["state"] = {"beta": np.array(beta)}
-    return new, diagnostics(samples, dist_new, kl, beta, losses, stopped, config)
+        diag["beta"] = adapt_beta(diag["beta"], diag["kl"], config)               # Step 4 (PPO.4)
+    new["state"] = {"beta": np.array(diag["beta"])}
+    return new, diag
 
 
 def diagnostics(samples, dist_new, kl, beta, losses, stopped, config):

@@ -35,7 +35,7 @@ from rlref.config import TrainConfig
 from rlref.errors import require_choice, require_float, require_int
 from rlref.nn import flatten, unflatten
 from rlref.optim import adam_init, adam_step
-from rlref.policy import init_policy, policy_backward, policy_forward, scale_rows
+from rlref.policy import init_policy_from, policy_backward, policy_forward, scale_rows
 from rlref.value import fit_value, init_value
 
 ROLLOUT = "episodes"          # each iteration samples num_envs whole episodes
@@ -72,8 +72,7 @@ class Config(TrainConfig):
 
 
 def init_agent(config, obs_dim, act_dim, gaussian, rng):
-    policy = init_policy([obs_dim, *config.hidden, act_dim], rng, gaussian, config.activation,
-                         log_std=config.log_std_init)
+    policy = init_policy_from(config, obs_dim, act_dim, gaussian, rng)
     agent = {"policy": policy, "opt_pi": adam_init(flatten(policy))}
     if config.baseline == "value":
         agent.update(init_value(config, obs_dim, rng))
@@ -85,13 +84,13 @@ def weights(agent, batch, config):
     score (N,), and "R_hat", V's regression targets G_t (used only with the learned baseline)."""
     # lam = 1 turns GAE into G_t - V(s_t), bootstrapped with V(final obs) after a truncation;
     # without a critic (V = 0) it is the reward-to-go G_t itself.                    (PG.3), (PG.6)
-    s = batch_samples(batch, agent.get("value"), config.gamma, lam=1.0)
-    w = s["A_hat"]
+    samples = batch_samples(batch, agent.get("value"), config.gamma, lam=1.0)
+    w = samples["A_hat"]
     if config.variant == "total":                                               # (PG.2)
-        w = batch.flat(total_return(batch.rewards, batch.dones, config.gamma)) - s["V_old"]
+        w = batch.flat(total_return(batch.rewards, batch.dones, config.gamma)) - samples["V_old"]
     if config.baseline == "mean":                                               # (PG.5)
         w = w - w.mean()
-    return {**s, "w": w}
+    return {**samples, "w": w}
 
 
 def loss_and_grad(policy, obs, actions, w):
@@ -117,8 +116,8 @@ def policy_step(agent, obs, actions, w, lr):
 
 
 def update(agent, batch, config, rng, progress=0.0):
-    s = weights(agent, batch, config)
-    agent, diag = policy_step(agent, s["obs"], s["actions"], s["w"], config.lr_pi)
+    samples = weights(agent, batch, config)
+    agent, diag = policy_step(agent, samples["obs"], samples["actions"], samples["w"], config.lr_pi)
     if config.baseline == "value":                                                  # Step 4
-        agent, diag["loss_v"] = fit_value(agent, s["obs"], s["R_hat"], config.lr_v, config.v_iters)
+        agent, diag["loss_v"] = fit_value(agent, samples["obs"], samples["R_hat"], config.lr_v, config.v_iters)
     return agent, diag

@@ -6,23 +6,26 @@ line search, conjugate gradient) and the *TRPO and PPO lecture notes* (trust reg
 notebooks/README.md lists the notes. Notation: N sampled pairs (s_i, a_i) from pi_old =
 pi_theta_old; A_hat_i their GAE advantages; J_i = d(distribution parameters of sample i) / d theta,
 the Jacobian of the policy network; M_i the Fisher of the distribution in its own parameters
-(DIST.4, DIST.8); P the number of policy parameters. ratio_i(theta) = pi_theta(a_i|s_i) /
-pi_old(a_i|s_i) = exp(logp_i(theta) - logp_old_i) L(theta) = (1/N) sum_i ratio_i(theta) A_hat_i
-surrogate      (TRPO.1) g = grad L(theta) = (1/N) sum_i ratio_i A_hat_i J_i^T dlogp_i           its
-gradient   (TRPO.2) KLbar(theta) = (1/N) sum_i KL(pi_old(.|s_i) || pi_theta(.|s_i)) <= max_kl  trust
-region (TRPO.3) L(theta_old + s) ~ L(theta_old) + g^T s,   KLbar(theta_old + s) ~ 1/2 s^T F s, F =
-Hessian of KLbar at theta_old = (1/N) sum_i J_i^T M_i J_i                     (TRPO.4) max_s g^T s
-s.t.  1/2 s^T F s <= max_kl   =>   s_max = sqrt(2 max_kl / (x^T F x)) x, x = F^-1 g   (the natural
-gradient; 1/2 s_max^T F s_max = max_kl exactly)         (TRPO.5) (in the code, F is the damped F +
-damping I of (TRPO.6) throughout) F v = (1/N) sum_i J_i^T (M_i (J_i v)) + damping v      one
-forward-mode pass (J_i v) and one backward pass (J_i^T), never forming F (P x P); rlref.policy
-(POL.2)          (TRPO.6) F v ~ (grad KLbar(theta_old + h v) - grad KLbar(theta_old - h v)) / (2 h)
-the finite-difference product of Deep RL Bootcamp lab 4, for comparison             (TRPO.7)
-conjugate gradient for F x = g: r_0 = p_0 = g, x_0 = 0, alpha_k = r_k^T r_k / p_k^T F p_k,  x_{k+1}
-= x_k + alpha_k p_k,  r_{k+1} = r_k - alpha_k F p_k, p_{k+1} = r_{k+1} + (r_{k+1}^T r_{k+1} / r_k^T
-r_k) p_k                             (TRPO.8) theta_new = theta_old + c^j s_max for the smallest j =
-0, 1, ... (c = backtrack_coef) with L(theta_new) > L(theta_old) and KLbar(theta_new) <= max_kl;
-none: theta_new = theta_old  (TRPO.9)
+(DIST.4, DIST.8); P the number of policy parameters; s a step theta - theta_old.
+
+    ratio_i(theta) = pi_theta(a_i|s_i) / pi_old(a_i|s_i) = exp(logp_i(theta) - logp_old_i)
+    L(theta) = (1/N) sum_i ratio_i(theta) A_hat_i                          surrogate      (TRPO.1)
+    g = grad L(theta) = (1/N) sum_i ratio_i A_hat_i J_i^T dlogp_i           its gradient   (TRPO.2)
+    KLbar(theta) = (1/N) sum_i KL(pi_old(.|s_i) || pi_theta(.|s_i)) <= max_kl  trust region (TRPO.3)
+    L(theta_old + s) ~ L(theta_old) + g^T s,   KLbar(theta_old + s) ~ 1/2 s^T F s,
+        F = Hessian of KLbar at theta_old = (1/N) sum_i J_i^T M_i J_i                     (TRPO.4)
+    max_s g^T s  s.t.  1/2 s^T F s <= max_kl   =>   s_max = sqrt(2 max_kl / (x^T F x)) x,
+        x = F^-1 g   (the natural gradient; 1/2 s_max^T F s_max = max_kl exactly)         (TRPO.5)
+        (in the code, F is the damped F + damping I of (TRPO.6) throughout)
+    F v = (1/N) sum_i J_i^T (M_i (J_i v)) + damping v      one forward-mode pass (J_i v) and
+        one backward pass (J_i^T), never forming F (P x P); rlref.policy.fisher_vector_product  (TRPO.6)
+    F v ~ (grad KLbar(theta_old + h v) - grad KLbar(theta_old - h v)) / (2 h)
+        the finite-difference product of Deep RL Bootcamp lab 4, for comparison             (TRPO.7)
+    conjugate gradient for F x = g: r_0 = p_0 = g, x_0 = 0,
+        alpha_k = r_k^T r_k / p_k^T F p_k,  x_{k+1} = x_k + alpha_k p_k,  r_{k+1} = r_k - alpha_k F p_k,
+        p_{k+1} = r_{k+1} + (r_{k+1}^T r_{k+1} / r_k^T r_k) p_k                             (TRPO.8)
+    theta_new = theta_old + c^j s_max for the smallest j = 0, 1, ... (c = backtrack_coef) with
+        L(theta_new) > L(theta_old) and KLbar(theta_new) <= max_kl; none: theta_new = theta_old  (TRPO.9)
 
 One iteration:
   Step 1. V_phi on every observation; GAE advantages A_hat (GAE.2) and targets R_hat.
@@ -56,18 +59,17 @@ from rlref.advantages import batch_samples, standardize
 from rlref.config import TrainConfig
 from rlref.errors import NonFiniteError, require_array, require_choice, require_float, require_int
 from rlref.nn import flatten, unflatten
-from rlref.policy import (fisher_vector_product, init_policy, mean_kl_grad, policy_backward, policy_forward,
+from rlref.optim import linear_decay
+from rlref.policy import (fisher_vector_product, init_policy_from, mean_kl_grad, policy_backward, policy_forward,
                           scale_rows)
 from rlref.value import explained_variance, init_value, value_step
 
 ROLLOUT = "steps"
-# Per-env settings the command line applies under any --set. Pendulum-v1, scripts/calibrate.py on
-# seeds 11-20: every seed evaluates above -400 (median -205 at 200k steps, -167 at 500k).
-# Pendulum: gamma 0.9 (RL-Zoo's TRPO value) and 100 evaluation episodes. NOTE: with 0.95 a policy that
-# swings up from most starts often drifts away again after solving (advantages near zero are
-# standardized noise); on seeds 1701-1730, 26 of 30 evaluated >= -400 with 0.95 and 29 with 0.9 (and 11
-# with 0.9 plus observation normalization). The 20-episode mean of a policy that fails from some starts
-# has a standard error near 40-130, so the preset evaluates 100 episodes.
+# Per-env settings the command line applies under any --set. NOTE (implementation detail): on
+# Pendulum gamma 0.9 (RL-Zoo's TRPO value): with 0.95 a policy that swings up from most starts often
+# drifts away again after solving (advantages near zero are standardized noise); and 100 evaluation
+# episodes, since a policy that fails from some starts makes a 20-episode mean noisy (README's table of
+# choices has the runs).
 PRESETS = {"Pendulum-v1": {"gamma": 0.9, "total_steps": 200_000, "eval_episodes": 100}}
 # MuJoCo: close to RL-Zoo's sb3-contrib TRPO settings (2 envs x 1024 steps, max KL 0.01, lam 0.95,
 # normalized observations), not calibrated yet: README's results table says what they reach.
@@ -87,8 +89,8 @@ class Config(TrainConfig):
     n_steps: int = 128               # T: steps per env per iteration (N ~ E T samples)
     lam: float = 0.97                # GAE lambda
     normalize_adv: bool = True       # A_hat <- (A_hat - mean) / (std + 1e-8) over the batch
-    max_kl: float = 0.02             # delta: the trust-region radius on the mean KL (TRPO.3)
-    anneal_kl: bool = True           # decay delta linearly to 0 over the step budget
+    max_kl: float = 0.02             # the trust-region radius on the mean KL (TRPO.3)
+    anneal_kl: bool = True           # decay max_kl linearly to 0 over the step budget (OPT.4)
     damping: float = 0.01            # lambda of F + lambda I (TRPO.6)
     cg_iters: int = 10               # iteration cap of conjugate gradient (TRPO.8)
     cg_tol: float = 1e-10            # stop when ||g - F x|| <= cg_tol ||g||
@@ -125,8 +127,7 @@ class Config(TrainConfig):
 
 
 def init_agent(config, obs_dim, act_dim, gaussian, rng):
-    policy = init_policy([obs_dim, *config.hidden, act_dim], rng, gaussian, config.activation,
-                         log_std=config.log_std_init)
+    policy = init_policy_from(config, obs_dim, act_dim, gaussian, rng)
     return {"policy": policy, **init_value(config, obs_dim, rng)}
 
 
@@ -304,19 +305,20 @@ def fit_value_epochs(value, opt, obs, R_hat, config, rng):
 
 
 def update(agent, batch, config, rng, progress=0.0):
-    s = batch_samples(batch, agent["value"], config.gamma, config.lam)  # Step 1 (GAE.2)
-    A_hat = s["A_hat"]
+    samples = batch_samples(batch, agent["value"], config.gamma, config.lam)   # Step 1 (GAE.2)
+    A_hat = samples["A_hat"]
     if config.normalize_adv:
         A_hat = standardize(A_hat)            # NOTE (implementation detail): per batch, as in trpo_mpi
     # NOTE (implementation detail): like the learning-rate decay of rlref's A2C (Mnih et al. 2016),
     # a radius decaying to 0 over the budget lets the policy settle instead of taking full-size
     # steps on the noise of advantages that have become uninformative (a solved CartPole).
-    max_kl = config.max_kl * (1.0 - progress) if config.anneal_kl else config.max_kl
-    policy, info = trpo_step(agent["policy"], s["obs"], s["actions"], A_hat, config, rng, max_kl=max_kl)
-    value, opt_v, loss_v = fit_value_epochs(agent["value"], agent["opt_v"], s["obs"], s["R_hat"], config,
-                                            rng)                       # Step 5 (V.1)
+    max_kl = linear_decay(config.max_kl, progress, config.anneal_kl)  # (OPT.4)
+    policy, info = trpo_step(agent["policy"], samples["obs"], samples["actions"], A_hat, config, rng,
+                             max_kl=max_kl)
+    value, opt_v, loss_v = fit_value_epochs(agent["value"], agent["opt_v"], samples["obs"], samples["R_hat"],
+                                            config, rng)               # Step 5 (V.1)
     diag = {k: v for k, v in info.items() if not isinstance(v, np.ndarray)}
     diag["max_kl"] = max_kl
     diag["loss_v"] = loss_v
-    diag["explained_var"] = explained_variance(s["R_hat"], s["V_old"])
+    diag["explained_var"] = explained_variance(samples["R_hat"], samples["V_old"])
     return {"policy": policy, "value": value, "opt_v": opt_v}, diag
