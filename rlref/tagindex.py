@@ -20,7 +20,7 @@ from rlref.homework.exercises import EXERCISES
 TAG = r"[A-Z]{1,6}\.\d{1,3}"                           # MLP.2, DIST.7, OFF.0, V.1, DPPO.5
 TYPESET = re.compile(r"\\tag\{(" + TAG + r")\}")       # \tag{PPO.2} in a notebook's markdown
 CITED = re.compile(r"\((" + TAG + r")\)")              # (PPO.2) in a comment or docstring
-NAMED = re.compile(r"(?<![\w.])(" + TAG + r")(?!\w)")    # PPO.2 as a word, not PPO.21 nor xPPO.2
+NAMED = re.compile(r"(?<![\w.])(" + TAG + r")(?!\w)")    # a whole tag: not the head of a longer one, nor the tail of a name
 NOT_CODE = ("rlref/homework/", "rlref/tagindex.py", "rlref/site.py")   # they name tags as data
 NOT_TESTS = ("test_homework.py",)                      # tests of the grader, which names tags as data
 
