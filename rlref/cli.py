@@ -173,6 +173,8 @@ def build_parser():
     p.set_defaults(func=cmd_bench)
     from rlref.homework.commands import add_parser
     add_parser(sub, common)
+    from rlref.site import add_parser as add_site_parser
+    add_site_parser(sub, common)
     return parser
 
 

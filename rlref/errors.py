@@ -40,7 +40,12 @@ class BenchMismatchError(RlrefError, FileExistsError):
 
 
 class MissingDependencyError(RlrefError, ImportError):
-    """An optional package an env (MuJoCo, Box2D) or rendering (pygame) needs is not installed."""
+    """An optional package an env (MuJoCo, Box2D), rendering (pygame) or the course site (Sphinx,
+    requirements-site.txt) needs is not installed."""
+
+
+class SiteError(RlrefError, ValueError):
+    """`site --out DIR` where DIR is not a folder the site may replace, or the site failed to build."""
 
 
 class GradientCheckError(RlrefError, AssertionError):
