@@ -110,7 +110,7 @@ def stage(root, src):
     """Write the site's sources into the new folder `src`: the repository's files as they are (so
     that links and images between them resolve), the notebooks with an anchor at each tagged
     equation, and the generated pages. Returns page counts."""
-    for rel in project_files(root):
+    for rel in project_files(root)[0]:                   # what a student version ships (no hidden tests)
         if not rel.startswith((".", "build/")):
             os.makedirs(os.path.dirname(os.path.join(src, rel)), exist_ok=True)
             shutil.copy2(os.path.join(root, rel), os.path.join(src, rel))
@@ -172,7 +172,7 @@ def notebook_title(path):
 
 
 def notebook_summaries(readme_text):
-    """{"04_ppo.ipynb": "what it teaches"} from the table of notebooks/README.md."""
+    """{"05_ppo.ipynb": "what it teaches"} from the table of notebooks/README.md."""
     return dict(re.findall(r"^\|\s*`(\d\d_\w+\.ipynb)`\s*\|\s*(.+?)\s*\|\s*$", readme_text, re.M))
 
 

@@ -104,7 +104,8 @@ def citing_tests(root, tags):
     """{tag: ["test_file.py::test_name"]}: tests marked @pytest.mark.exercise(TAG), and test
     functions whose source (decorators included) names the tag."""
     tests_dir, wanted = os.path.join(root, "tests"), set(tags)
-    found = {tag: list(names) for tag, names in marked_tests(tests_dir).items() if tag in wanted}
+    found = {tag: [n for n in names if not n.startswith("hidden/")]          # hidden tests stay private
+             for tag, names in marked_tests(tests_dir).items() if tag in wanted}
     for path in sorted(glob.glob(os.path.join(tests_dir, "test_*.py"))):
         if os.path.basename(path) in NOT_TESTS:
             continue

@@ -244,7 +244,7 @@ def planted(site, tmp_path, page, old, new):
 
 
 @pytest.mark.parametrize("page, old, new", [
-    ("notebooks/04_ppo.html", "</head>", '<script src="https://cdn.example.org/mathjax.js"></script></head>'),
+    ("notebooks/05_ppo.html", "</head>", '<script src="https://cdn.example.org/mathjax.js"></script></head>'),
     ("index.html", "</head>", '<link rel="stylesheet" href="//fonts.example.org/css?family=Lato"></head>'),
     ("_static/basic.css", "/*", '@import url("https://fonts.example.org/css");\n/*'),
     ("_static/basic.css", "/*", 'body { background: url(https://img.example.org/a.png) }\n/*'),
@@ -254,13 +254,13 @@ def test_a_planted_external_load_is_found(site, tmp_path, page, old, new):
 
 
 def test_a_planted_missing_figure_is_found(site, tmp_path):
-    text = read(os.path.join(site[0], "notebooks/04_ppo.html"))
+    text = read(os.path.join(site[0], "notebooks/05_ppo.html"))
     img = re.search(r'<img[^>]*src="\.\./_images/[^"]+"[^>]*>', text).group(0)
-    assert missing_figures(planted(site, tmp_path, "notebooks/04_ppo.html", img, "")) == \
-        ["04_ppo: 1 figure(s) not in its page"]
+    assert missing_figures(planted(site, tmp_path, "notebooks/05_ppo.html", img, "")) == \
+        ["05_ppo: 1 figure(s) not in its page"]
 
 
-@pytest.mark.parametrize("new", ['href="no_such_page.html"', 'href="notebooks/03_trpo.html#no-such-anchor"'])
+@pytest.mark.parametrize("new", ['href="no_such_page.html"', 'href="notebooks/04_trpo.html#no-such-anchor"'])
 def test_a_planted_broken_link_is_found(site, tmp_path, new):
     assert broken_links(planted(site, tmp_path, "index.html", 'href="tags.html"', new)) != []
 
@@ -271,7 +271,7 @@ def test_math_renders_in_a_browser_without_network(site):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
         pytest.skip("no chromium to open the site with")
-    page = os.path.join(site[0], "notebooks", "03_trpo.html")
+    page = os.path.join(site[0], "notebooks", "04_trpo.html")
     cmd, env = offline([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                         "--disable-component-update", "--disable-sync", "--no-first-run",
                         "--virtual-time-budget=20000", "--dump-dom", "file://" + page])
@@ -304,3 +304,13 @@ def test_out_must_be_new_empty_or_a_site(tmp_path):
     (tmp_path / "empty").mkdir()
     for good in ("old", "empty", "new"):
         check_out(str(tmp_path / good))
+
+
+def test_the_hidden_tests_are_not_published(site):
+    """The site is public: like a student version, it holds no instructor-only file (tests/hidden/ computes
+    exercise answers by their formulas), not even by name on the tag page."""
+    folder = site[0]
+    leaked = [os.path.relpath(p, folder) for p in pages(folder) if re.search(r"test_hidden_[a-z]", read(p))]
+    leaked += [os.path.relpath(os.path.join(d, n), folder) for d, _, names in os.walk(folder) for n in names
+               if "hidden" in os.path.relpath(os.path.join(d, n), folder).split(os.sep)]
+    assert not leaked, leaked

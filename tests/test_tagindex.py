@@ -117,8 +117,8 @@ def test_the_notation_page_indexes_every_tag_once():
 
 
 def test_notebook_summaries_come_from_the_table_of_notebooks_readme():
-    text = "| notebook | what |\n|---|---|\n| `04_ppo.ipynb` | the clip | \n| `x.ipynb` | no |\n"
-    assert notebook_summaries(text) == {"04_ppo.ipynb": "the clip"}
+    text = "| notebook | what |\n|---|---|\n| `05_ppo.ipynb` | the clip | \n| `x.ipynb` | no |\n"
+    assert notebook_summaries(text) == {"05_ppo.ipynb": "the clip"}
 
 
 def test_every_module_gets_an_api_page():
