@@ -60,7 +60,8 @@ def test_student_versions_hold_no_assigned_answer(versions, name):
 
 def test_make_cuts_and_clears_what_answers_an_assigned_exercise(versions):
     folder, _ = versions["handful"]
-    nb01, nb00 = _notebook(folder, "notebooks/01_policy_gradient.ipynb"), _notebook(folder, "notebooks/00_backprop_and_gradcheck.ipynb")
+    nb01 = _notebook(folder, "notebooks/01_policy_gradient.ipynb")
+    nb00 = _notebook(folder, "notebooks/00_backprop_and_gradcheck.ipynb")
     for c in nb01["cells"] + nb00["cells"]:
         text = "".join(c["source"])
         if c["cell_type"] == "code" and ("getsource(gae)" in text or "getsource(fisher_vector_product)" in text):
@@ -69,13 +70,15 @@ def test_make_cuts_and_clears_what_answers_an_assigned_exercise(versions):
             assert "raise NotImplementedError()" in text and "nbgrader" not in c["metadata"]   # GAE by hand: ungraded
     assert sum(bool(c.get("outputs")) for c in nb01["cells"]) > 20, "notebook 01 keeps its other outputs"
     nb04 = _notebook(folder, "notebooks/04_ppo.ipynb")
-    cleared = {c["metadata"]["rlref"]["exercise"] for c in nb04["cells"] if "raise NotImplementedError()" in "".join(c["source"])}
+    cleared = {c["metadata"]["rlref"]["exercise"] for c in nb04["cells"]
+               if "raise NotImplementedError()" in "".join(c["source"])}
     assert cleared == {"04.1", "04.2", "04.4"}              # assigned; banded beta (PPO.4); reward scaling (NORM.1)
     assert 'raise NotImplementedError("Exercise NORM.1: cut with exercise NORM.1' in _read(folder, "rlref/algos/dppo.py")
     assert _read(folder, "rlref/algos/npg.py") == _read(ROOT, "rlref/algos/npg.py")       # MLP.2 not assigned
     everything, _ = versions["all"]
     npg_text = _read(everything, "rlref/algos/npg.py")
     assert standins.standin_text("rlref/algos/npg.py:per_sample_grads") in npg_text      # MLP.2 cut: the stand-in
+    assert versions["handful"][1]["kept"] == [("04.1", "PPO.2")] and versions["all"][1]["kept"] == []
     left_out = versions["all"][1]["left_out"]
     assert "tests/test_homework_redteam.py" in left_out and "tests/homework_kit.py" in left_out
     assert not os.path.exists(os.path.join(everything, "tests", "test_homework.py"))

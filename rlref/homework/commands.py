@@ -18,7 +18,7 @@ import sys
 
 from rlref.errors import HomeworkError
 from rlref.homework import report
-from rlref.homework.exercises import EXERCISES
+from rlref.homework.exercises import BY_TAG, EXERCISES
 from rlref.homework.make import make, project_root
 
 
@@ -67,6 +67,10 @@ def cmd_make(args):
     if args.nbgrader_source:
         print(f"wrote nbgrader's source version of the assigned notebooks into {args.nbgrader_source}: "
               f"`nbgrader generate_assignment` releases the notebooks of {args.out} from it.")
+    for tag, function in made["kept"]:
+        e = BY_TAG[function]
+        print(f"note: exercise {tag} re-implements {e.target} (exercise {function}, not assigned), which this "
+              f"version keeps with its answer: assign {function} too to cut it", file=sys.stderr)
     for leak in made["leaks"]:
         print(f"warning: {leak.where} holds a statement of exercise {leak.tag}'s answer ({leak.origin}): "
               f"{leak.statement[:80]}", file=sys.stderr)

@@ -7,17 +7,22 @@ An exercise's answer, as searched:
   every function the table cuts with it (``also_cut``);
 - a notebook exercise: every statement inside its solution regions (``### BEGIN SOLUTION`` ..
   ``### END SOLUTION``; a ``def`` line only through its body: the signature is in the exercise's text);
-- and the solution statements of every notebook exercise whose ``answers`` name it.
+- and the solution statements of every notebook exercise whose ``answers`` name it;
+- and, of each of those statements that assigns or returns a computation (an arithmetic operator)
+  of MIN_EXPRESSION characters or more, that computation alone, whatever name it is bound to.
 
-Each statement is compared as text with its comments and every whitespace character removed, so a
-statement is found wherever it is written, reformatted or printed: in code, in a notebook cell's
-source, in a stored output (``print(inspect.getsource(gae))``), in a test, in any other text file.
-Statements that say nothing of an answer are skipped: shorter than MIN_CHARS once normalized, or
-in GENERIC, the plumbing every function of rlref writes (``N = len(A_hat)``). A statement that
-occurs in a stub's own file outside the stub is no exception: it is a leak too.
+Each is compared as text with its comments and every whitespace character removed, so a statement
+is found wherever it is written, reformatted or printed: in code, in a notebook cell's source, in a
+stored output (``print(inspect.getsource(gae))``), in a test, in any other text file. Skipped: what
+says nothing of an answer, shorter than MIN_CHARS once normalized or in GENERIC (the plumbing many
+functions of rlref write, ``N = len(A_hat)``), and what the student version ships by design, a
+statement that is also in the reference body of a function exercise not assigned (a notebook exercise
+that re-implements such a function is what ``make`` notes as kept). A statement found in the stub's
+own file, outside the stub, is a leak like any other.
 
-``search(folder, exercises, source)`` returns the findings; tests/test_homework_leaks.py runs it on
-student versions, and ``homework make`` on every version it writes (rlref/homework/make.py).
+``search(folder, tags, source)`` returns the findings; ``homework make`` runs it on every version it
+writes (rlref/homework/make.py), and tests/test_homework_leaks.py on versions made with ``--all``
+and with a handful of exercises, and on versions with a leak planted.
 """
 import ast
 import json
@@ -30,6 +35,7 @@ from rlref.homework.notebooks import source_of, without_magics
 from rlref.homework.stubs import BEGIN, END, find_function, kept_statements
 
 MIN_CHARS = 12
+MIN_EXPRESSION = 30
 # Statements of reference bodies that are plumbing, not an answer: the same in many functions.
 GENERIC = frozenset({
     "N=len(A_hat)", "N=len(w)", "N=len(v)", "N=obs.shape[0]", "dist,cache=policy_forward(policy,obs)",
@@ -78,11 +84,17 @@ def _span(lines, l0, c0, l1, c1):
 
 
 def _keep(statements):
+    """The normalized statements worth searching for, and the right-hand side of every assignment
+    or return that computes something (an arithmetic operator) and is long enough (MIN_EXPRESSION)
+    to tell an answer on its own, whatever name it is bound to."""
     out = []
     for s in statements:
         n = normalize(s)
-        if len(n) >= MIN_CHARS and n not in GENERIC and n not in out:
-            out.append(n)
+        rhs = re.match(r"^(?:return|[\w\[\]\"'.,{}()*+-]+?(?<![=!<>])=(?!=))(.+)$", n)
+        arithmetic = rhs and len(rhs.group(1)) >= MIN_EXPRESSION and re.search(r"[-+*/@]", rhs.group(1))
+        for needle in [n] + ([rhs.group(1)] if arithmetic else []):
+            if len(needle) >= MIN_CHARS and needle not in GENERIC and needle not in out:
+                out.append(needle)
     return out
 
 
@@ -190,8 +202,13 @@ def _notebook_texts(rel, text):
 
 def search(folder, tags, source):
     """Every Finding of an answer of the exercises `tags` (cut from the reference at `source`) in
-    the student version at `folder`."""
-    wanted = {tag: answers(source, tag) for tag in tags}
+    the student version at `folder`. A statement that is also in the reference body of a function
+    exercise not assigned is no finding: that body ships by design (a notebook exercise that
+    re-implements it is what ``make`` notes as kept)."""
+    shipped = {n for e in EXERCISES if not e.is_notebook and e.tag not in tags
+               for n in function_answer(_text(source, e.path), e.path, e.qualname)}
+    wanted = {tag: {origin: [n for n in statements if n not in shipped]
+                    for origin, statements in answers(source, tag).items()} for tag in tags}
     findings = []
     for where, hay in haystacks(folder):
         for tag, origins in wanted.items():

@@ -72,8 +72,9 @@ def make(out, tags=None, source=None, record=False, nbgrader=None):
     """Write the student version of `source` (default: this project) into `out` with the exercises
     `tags` (None: all) stubbed; with `nbgrader` a folder, also the nbgrader source version of every
     notebook with an assigned exercise into it (nbgrader's generate_assignment on it gives the
-    notebook in `out`). Returns {"exercises", "shipped", "left_out", "record", "leaks"}, leaks
-    the findings of the leak search on the copy (rlref/homework/leaks.py; none, normally)."""
+    notebook in `out`). Returns {"exercises", "shipped", "left_out", "record", "leaks", "kept"}, leaks
+    the findings of the leak search on the copy (rlref/homework/leaks.py; none, normally), and
+    "kept" the package functions that answer an assigned notebook exercise (kept_answers)."""
     source = os.path.abspath(source or project_root())
     exercises = list(EXERCISES) if tags is None else lookup(tags)
     if not exercises:
@@ -111,7 +112,16 @@ def make(out, tags=None, source=None, record=False, nbgrader=None):
     if record:
         assignment.write(path, assignment.record(exercises, out, shipped, left_out, source))
     found = leaks.search(out, [e.tag for e in exercises], source)
-    return {"exercises": exercises, "shipped": sorted(shipped), "left_out": left_out, "record": path, "leaks": found}
+    return {"exercises": exercises, "shipped": sorted(shipped), "left_out": left_out, "record": path, "leaks": found,
+            "kept": kept_answers(exercises)}
+
+
+def kept_answers(exercises):
+    """[(notebook exercise, function exercise)]: an assigned notebook exercise that re-implements a
+    function of the package whose exercise is not assigned, so the package keeps its answer (cutting
+    the function would break the package for the student: assign both when that matters)."""
+    tags = {e.tag for e in exercises}
+    return [(e.tag, t) for e in exercises for t in e.answers if t not in tags]
 
 
 def cuts(exercise):
