@@ -22,8 +22,9 @@ Each entry of EXERCISES says what the student writes and how it is graded:
   function's stand-in when the package needs it (rlref/homework/standins.py; an exercise whose
   tests reach a stand-in lists the cutting exercise in its ``deps``).
 - ``answers`` (notebook exercises): the function exercises whose answer this exercise's solution
-  computes too (``01.2``, GAE by hand, answers ``GAE.1`` and ``GAE.2``). When one of them is
-  assigned and this exercise is not, its solution regions are cleared all the same, ungraded.
+  computes too (``01.2``, GAE by hand, answers ``PG.3``, ``GAE.1`` and ``GAE.2``). When one of them
+  is assigned and this exercise is not, its solution regions are cleared all the same, ungraded;
+  when this one is assigned without them, ``make`` notes that the package keeps their functions.
   UNGRADED_ANSWERS says the same of notebook exercises the table does not grade (yet).
 
 The tests that grade an exercise are the functions decorated ``@exercise("TAG", probe)``

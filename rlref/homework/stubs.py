@@ -220,11 +220,6 @@ def release(nb, path="notebook"):
     return nb
 
 
-def student_notebook(nb, exercises, path="notebook", cleared=(), names=()):
-    """A student copy of a notebook dict: the release of its nbgrader source version."""
-    return release(nbgrader_source(nb, exercises, path, cleared, names), path)
-
-
 def _set_source(cell, text):
     lines = text.split("\n")
     cell["source"] = [line + "\n" for line in lines[:-1]] + [lines[-1]]
