@@ -77,7 +77,7 @@ def init_mlp(sizes, rng, activation="tanh", out_gain=1.0, hidden_gain=np.sqrt(2.
 
     sizes: [D, H1, ..., K], at least two entries. Policies use out_gain=0.01 so that the initial
     policy is close to uniform; value functions use out_gain=1 (PPO implementation detail, see
-    notebooks/04_ppo).
+    notebooks/05_ppo).
     """
     sizes = [int(s) for s in sizes]
     if len(sizes) < 2 or min(sizes) < 1:

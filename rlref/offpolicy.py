@@ -1,6 +1,6 @@
 """Off-policy data and trust regions on the exact tabular MDPs of rlref/mdp.py.
 
-Used by notebooks/03_trpo.ipynb. theta_old is the policy that collected the episodes (the
+Used by notebooks/04_trpo.ipynb. theta_old is the policy that collected the episodes (the
 behaviour policy), theta the policy being evaluated or improved.
 
    J_H(theta) = E[sum_{t < H} gamma^t r_t]:  V_0 = 0,  V_h = r_pi + gamma P_pi V_{h-1}      (MDP.13)

@@ -15,7 +15,7 @@ so, for example, the score of sample i is J_i^T dlogp_i. Forward mode gives J_i 
 The Fisher matrix of the policy (the Hessian of the mean KL at theta_old, notebook 00) is J^T M J,
 with M_i the Fisher of the distribution in its own parameters (DIST.4, DIST.8). Its product with a
 vector needs no P x P matrix: one forward-mode pass, one product with M_i, one backward pass. It is
-(TRPO.6), derived in notebooks/03_trpo.ipynb; the mean KL's gradient is (POL.1) applied to the KL's
+(TRPO.6), derived in notebooks/04_trpo.ipynb; the mean KL's gradient is (POL.1) applied to the KL's
 own derivative (DIST.3, DIST.7):
 
     F v = (1/N) sum_i J_i^T (M_i (J_i v)) + damping v                             (TRPO.6)

@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 python scripts/ablation_ppo.py            # full: ~15 min on one core
     OMP_NUM_THREADS=1 python scripts/ablation_ppo.py --quick    # 2 seeds, 20k steps, into a temp dir
-    python scripts/ablation_ppo.py --replot                     # redraw the PNGs from figures/04_ablation.json
+    python scripts/ablation_ppo.py --replot                     # redraw the PNGs from figures/05_ablation.json
 
 Each env has a baseline: CartPole-v1 trains with ``ppo.Config()`` (100k steps), Pendulum-v1 with
 ``ppo.PRESETS["Pendulum-v1"]`` (200k steps), exactly what ``python -m rlref train ppo --env ...``
@@ -38,8 +38,8 @@ two-sided permutation p-value (all C(2n, n) splits of the 2n runs); with 5 seeds
 possible p is 2/252 = 0.008. Twenty-two variants are compared, so a single p near 0.05 is weak
 evidence.
 
-Writes ``figures/04_ablation.json``, ``figures/04_ablation_cartpole.png`` and
-``figures/04_ablation_pendulum.png`` (or into --out), and prints a table. Not collected by pytest
+Writes ``figures/05_ablation.json``, ``figures/05_ablation_cartpole.png`` and
+``figures/05_ablation_pendulum.png`` (or into --out), and prints a table. Not collected by pytest
 (no test_ prefix). Runs are bitwise deterministic on one machine (single-threaded BLAS), so only
 the wall times change from one rerun to the next. At most 2 processes (--jobs), default 1.
 """
@@ -283,9 +283,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="2 seeds, 20k steps per run, output to a temp dir")
     ap.add_argument("--jobs", type=int, default=1, choices=(1, 2), help="parallel runs (at most 2)")
-    ap.add_argument("--replot", action="store_true", help="only redraw the PNGs from an existing 04_ablation.json")
+    ap.add_argument("--replot", action="store_true", help="only redraw the PNGs from an existing 05_ablation.json")
     ap.add_argument("--keep-runs", action="store_true", help="keep the run directories (default: deleted)")
-    ap.add_argument("--out", default=None, help="directory for 04_ablation.json and the PNGs "
+    ap.add_argument("--out", default=None, help="directory for 05_ablation.json and the PNGs "
                     "(default: figures/, or a temp dir with --quick)")
     a = ap.parse_args()
     seeds = SEEDS[:2] if a.quick else SEEDS
@@ -293,7 +293,7 @@ def main():
     out_dir = pathlib.Path(a.out or (tempfile.mkdtemp(prefix="rlref-ablation-quick-") if a.quick else ROOT / "figures"))
     out_dir.mkdir(parents=True, exist_ok=True)
     if a.replot:
-        with open(out_dir / "04_ablation.json") as f:
+        with open(out_dir / "05_ablation.json") as f:
             results = json.load(f)["results"]
         for env in ENVS:
             plot_env(env, results[env], out_dir / f"04_ablation_{env.split('-')[0].lower()}.png")
@@ -345,7 +345,7 @@ def main():
     text = json.dumps(doc, indent=1)
     # one line per list of numbers (the curves), to keep the file short and still readable
     text = re.sub(r"\[\s+([^\[\]{}\"]*?)\s+\]", lambda m: "[" + re.sub(r"\s+", " ", m.group(1)) + "]", text)
-    with open(out_dir / "04_ablation.json", "w") as f:
+    with open(out_dir / "05_ablation.json", "w") as f:
         f.write(text + "\n")
     for env in ENVS:
         plot_env(env, results[env], out_dir / f"04_ablation_{env.split('-')[0].lower()}.png")
@@ -354,7 +354,7 @@ def main():
         print(f"run directories kept in {run_root}")
     else:
         shutil.rmtree(run_root)
-    print(f"\nwrote {out_dir / '04_ablation.json'} and the PNGs; total {total / 60:.1f} min "
+    print(f"\nwrote {out_dir / '05_ablation.json'} and the PNGs; total {total / 60:.1f} min "
           f"({'quick' if a.quick else 'full'} run, {len(seeds)} seeds, jobs={a.jobs})")
     return 0
 

@@ -1,7 +1,7 @@
-"""Scaling of the distributed PPO on this machine, for notebooks/05_dppo.ipynb and the README.
+"""Scaling of the distributed PPO on this machine, for notebooks/06_dppo.ipynb and the README.
 
     python scripts/bench_dppo.py [--workers 1 2 4] [--seeds 1 2 3] [--repeats 2] [--total-steps 100000]
-                                 [--out figures/05_scaling.json]
+                                 [--out figures/06_scaling.json]
 
 For each repeat and seed it runs `mpiexec -n W python -m rlref train dppo --env CartPole-v1` for
 every W in turn (alternating, so that the machine's other load falls on all of them alike) and
@@ -100,7 +100,7 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--total-steps", type=int, default=100_000)
-    ap.add_argument("--out", default=os.path.join(ROOT, "figures", "05_scaling.json"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "figures", "06_scaling.json"))
     a = ap.parse_args()
     cores = os.cpu_count()
     load_before = os.getloadavg()

@@ -1,4 +1,4 @@
-"""What an explicit-Fisher natural gradient costs: the speed report and figures/02_fisher_cost.png.
+"""What an explicit-Fisher natural gradient costs: the speed report and figures/03_fisher_cost.png.
 
     OMP_NUM_THREADS=1 python scripts/bench_npg_cost.py            # report + figure (1-2 minutes)
     OMP_NUM_THREADS=1 python scripts/bench_npg_cost.py --quick    # small sizes only, no figure
@@ -151,7 +151,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small sizes, no figure")
     ap.add_argument("--N", type=int, default=2000)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--out", default=str(FIG / "02_fisher_cost.png"))
+    ap.add_argument("--out", default=str(FIG / "03_fisher_cost.png"))
     a = ap.parse_args()
     if a.quick:
         speed_report(N=500, hidden=(16, 16), repeats=a.repeats)

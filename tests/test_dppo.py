@@ -243,7 +243,7 @@ def test_bad_settings_raise_config_error():
 
 
 def test_an_optional_setting_parses_to_its_annotated_type():
-    """`--set k_steps=5` (notebook 05's switch to K-step returns) is the integer 5, not 5.0."""
+    """`--set k_steps=5` (notebook 06's switch to K-step returns) is the integer 5, not 5.0."""
     k = parse_value(dppo.Config, "k_steps", "5")
     assert k == 5 and isinstance(k, int) and dppo.Config(k_steps=k).k_steps == 5
     assert parse_value(dppo.Config, "k_steps", "None") is None

@@ -132,7 +132,7 @@ def test_my_gae_ends_each_episode(out):
                  expect.as_array("A", out["rollout"], dones.shape)[first], atol=1e-12)
 
 
-# ------------------------------------------------------------------ 02.5: the Woodbury solve
+# ------------------------------------------------------------------ 03.5: the Woodbury solve
 
 def woodbury_case(seed=125):
     rng = np.random.default_rng(seed)
@@ -144,7 +144,7 @@ def woodbury_runs(nb):
     return [nb.woodbury_solve(Z, g, lam) for lam in (1e-2, 1.0)]
 
 
-@exercise("02.5", woodbury_runs)
+@exercise("03.5", woodbury_runs)
 def test_woodbury_solve_against_a_dense_solve(out):
     Z, g = woodbury_case()
     for lam, got in zip((1e-2, 1.0), out):
@@ -152,7 +152,7 @@ def test_woodbury_solve_against_a_dense_solve(out):
         expect.close(f"x at lam = {lam}", got, want, atol=1e-8 * np.abs(want).max())
 
 
-# ------------------------------------------------------------------ 03.3: the maximal step
+# ------------------------------------------------------------------ 04.3: the maximal step
 
 def max_step_case(seed=303):
     rng = np.random.default_rng(seed)
@@ -165,7 +165,7 @@ def my_max_step_runs(nb):
     return [nb.my_max_step(x, lambda v: F @ v, delta) for delta in (1e-3, 0.05)]
 
 
-@exercise("03.3", my_max_step_runs)
+@exercise("04.3", my_max_step_runs)
 def test_my_max_step_puts_the_model_kl_on_the_budget(out):
     F, x = max_step_case()
     for delta, s in zip((1e-3, 0.05), out):
@@ -175,7 +175,7 @@ def test_my_max_step_puts_the_model_kl_on_the_budget(out):
         expect.close(f"s / |s| against x / |x| (max_kl = {delta})", s / np.linalg.norm(s), x / np.linalg.norm(x), atol=1e-12)
 
 
-# ------------------------------------------------------------------ 04.1, 04.2: PPO's clipped term and the beta rule
+# ------------------------------------------------------------------ 05.1, 05.2: PPO's clipped term and the beta rule
 
 # worked by hand with eps = 0.2: (ratio, A) -> (min(r A, clip(r) A), its derivative in log r)
 CLIP_CASES = (((1.5, 1.0), (1.2, 0.0)), ((0.5, 1.0), (0.5, 0.5)), ((0.5, -1.0), (-0.8, 0.0)),
@@ -198,14 +198,14 @@ def clip_term_runs(nb):
             "plus": nb.clip_term(np.exp(log_r + h), A, 0.2), "minus": nb.clip_term(np.exp(log_r - h), A, 0.2)}
 
 
-@exercise("04.1", clip_term_runs)
+@exercise("05.1", clip_term_runs)
 def test_clip_term_on_cases_worked_by_hand(out):
     value, dlogp = out["hand"]
     expect.close("the clipped term (PPO.1)", value, [c[1][0] for c in CLIP_CASES], atol=1e-12)
     expect.close("its derivative in log r (PPO.2)", dlogp, [c[1][1] for c in CLIP_CASES], atol=1e-12)
 
 
-@exercise("04.1", clip_term_runs)
+@exercise("05.1", clip_term_runs)
 def test_clip_term_derivative_matches_central_differences(out):
     numeric = (np.asarray(out["plus"]) - np.asarray(out["minus"])) / 2e-6
     expect.close("d/d log r of the clipped term", out["dlogp"], numeric, atol=1e-6)
@@ -219,7 +219,7 @@ def banded_beta_runs(nb):
     return [nb.banded_beta(beta, d, 0.01, 1e-3, 1e3) for beta, d, _ in BETA_CASES]
 
 
-@exercise("04.2", banded_beta_runs)
+@exercise("05.2", banded_beta_runs)
 def test_banded_beta_at_its_boundaries(out):
     for (beta, d, want), got in zip(BETA_CASES, out):
         expect.equal(f"beta after beta = {beta}, d = {d!r} (kl_target 0.01, band [1e-3, 1e3])", got, want)

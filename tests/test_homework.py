@@ -151,20 +151,20 @@ def test_make_ships_tracked_files_only_and_records_the_assignment_on_the_instruc
     git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "x")
     with open(os.path.join(repo, "tests", "test_private_answers.py"), "w") as f:
         f.write("# an untracked file of the instructor's\n")
-    done = cli_in(repo, "homework", "make", "--out", str(tmp_path / "hw"), "--exercises", "GAE.2", "04.1")
+    done = cli_in(repo, "homework", "make", "--out", str(tmp_path / "hw"), "--exercises", "GAE.2", "05.1")
     assert done.returncode == 0, done.stderr
     assert "tests/test_private_answers.py" in done.stdout and "left out" in done.stdout, done.stdout
     assert not os.path.exists(tmp_path / "hw" / "tests" / "test_private_answers.py")
     assert not os.path.exists(tmp_path / "hw" / "tests" / "hidden")
     with open(tmp_path / "hw" / "homework.json") as f:
-        assert json.load(f)["exercises"] == ["GAE.2", "04.1"]
+        assert json.load(f)["exercises"] == ["GAE.2", "05.1"]
     with open(os.path.join(repo, "homework.json")) as f:
         record = json.load(f)
-    assert record["exercises"] == ["GAE.2", "04.1"] and "rlref/advantages.py" in record["shipped"]
+    assert record["exercises"] == ["GAE.2", "05.1"] and "rlref/advantages.py" in record["shipped"]
     assert "tests/hidden/test_hidden_core.py" in record["left_out"] and len(record["made_from"]) == 40
     # the autograder line, no flag: the assignment is the record's, whatever the submission says
     sub = submission(str(tmp_path / "hw"), str(tmp_path / "sub"), files={"homework.json": '{"exercises": ["MLP.2"]}'},
-                     tags=["GAE.2", "04.1"])
+                     tags=["GAE.2", "05.1"])
     done = cli_in(repo, "homework", "grade", sub, "--json", str(tmp_path / "r.json"))
     with open(tmp_path / "r.json") as f:
         data = json.load(f)
@@ -309,7 +309,7 @@ def _errors_before_first_exercise(path):
 @pytest.mark.parametrize("notebook", sorted({e.path for e in EXERCISES if e.is_notebook}))
 def test_student_notebooks_run_up_to_their_first_exercise(student, notebook):
     if not notebook.startswith("notebooks/00_") and os.environ.get("RLREF_HOMEWORK_ALL_NOTEBOOKS") != "1":
-        pytest.skip("runs with RLREF_HOMEWORK_ALL_NOTEBOOKS=1 (about a minute for notebooks 01-04); the cells "
+        pytest.skip("runs with RLREF_HOMEWORK_ALL_NOTEBOOKS=1 (about a minute for notebooks 01-05); the cells "
                     "before the first exercise are the reference's (test_student_notebooks_follow_nbgrader), "
                     "which nbval runs in this suite")
     assert _errors_before_first_exercise(os.path.join(student, notebook)) == []

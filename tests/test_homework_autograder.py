@@ -17,7 +17,7 @@ from homework_kit import (check_results, cli_in, instructor_checkout, measure, p
                          with_reference)
 from helpers import ENV, ROOT
 
-ASSIGNED = ["PG.3", "GAE.1", "GAE.2", "04.2"]       # in the table's order
+ASSIGNED = ["PG.3", "GAE.1", "GAE.2", "05.2"]       # in the table's order
 GRADESCOPE = {"RLREF_SANDBOX_NAMESPACES": "0", "RLREF_GRADE_TIMEOUT": "5"}   # its containers have no mount namespaces
 
 
@@ -74,7 +74,7 @@ def test_right_and_wrong_submissions(autograder):
     solved = submission(autograder["student"], str(autograder["base"] / "right"), right, tags=ASSIGNED)
     done, data, root = run_in_root(autograder, "right-root", solved)
     assert check_results(data) == 5, (done.stdout[-3000:], done.stderr[-2000:])
-    assert points(data) == {"GAE.1": 1, "GAE.2": 2, "PG.3": 2, "04.2": 0}
+    assert points(data) == {"GAE.1": 1, "GAE.2": 2, "PG.3": 2, "05.2": 0}
     assert stat.S_IMODE(os.stat(root).st_mode) == 0o700, "run_autograder leaves /autograder readable"
     hidden = [t for t in data["tests"] if t["visibility"] == "after_published"]
     assert hidden and all(t["max_score"] == 0 for t in hidden)

@@ -19,7 +19,7 @@ from rlref.policy import init_policy, policy_forward
 from helpers import ROOT
 from homework_kit import instructor_checkout
 
-HANDFUL = ["GAE.2", "PPO.4", "NORM.1", "TRPO.6", "DIST.2", "04.1"]
+HANDFUL = ["GAE.2", "PPO.4", "NORM.1", "TRPO.6", "DIST.2", "05.1"]
 
 
 def _read(root, rel):
@@ -43,8 +43,8 @@ def test_every_answer_has_statements_to_search_for():
         found = leaks.answers(ROOT, e.tag)
         assert all(found.values()), (e.tag, found)          # the search is never vacuous
     assert "rlref/algos/dppo.py:rms_unmerge" in leaks.answers(ROOT, "NORM.1")
-    assert "notebooks/04_ppo.ipynb:04.2" in leaks.answers(ROOT, "PPO.4")
-    assert "notebooks/04_ppo.ipynb:04.4" in leaks.answers(ROOT, "NORM.1")      # not graded, still an answer
+    assert "notebooks/05_ppo.ipynb:04.2" in leaks.answers(ROOT, "PPO.4")
+    assert "notebooks/05_ppo.ipynb:04.4" in leaks.answers(ROOT, "NORM.1")      # not graded, still an answer
 
 
 @pytest.mark.parametrize("name", ["all", "handful"])
@@ -54,7 +54,7 @@ def test_student_versions_hold_no_assigned_answer(versions, name):
     assert made["leaks"] == [] and leaks.search(folder, tags, ROOT) == []
     wheres = {where for where, _ in leaks.haystacks(folder)}
     assert "tests/test_exercises_core.py" in wheres and "rlref/advantages.py" in wheres
-    assert any(w.startswith("notebooks/05_dppo.ipynb cell") and " output " in w for w in wheres), \
+    assert any(w.startswith("notebooks/06_dppo.ipynb cell") and " output " in w for w in wheres), \
         "a notebook without an assigned exercise keeps its other outputs, and the search reads them"
 
 
@@ -69,16 +69,16 @@ def test_make_cuts_and_clears_what_answers_an_assigned_exercise(versions):
         if c.get("metadata", {}).get("rlref") == {"exercise": "01.2", "role": "solution"}:
             assert "raise NotImplementedError()" in text and "nbgrader" not in c["metadata"]   # GAE by hand: ungraded
     assert sum(bool(c.get("outputs")) for c in nb01["cells"]) > 20, "notebook 01 keeps its other outputs"
-    nb04 = _notebook(folder, "notebooks/04_ppo.ipynb")
+    nb04 = _notebook(folder, "notebooks/05_ppo.ipynb")
     cleared = {c["metadata"]["rlref"]["exercise"] for c in nb04["cells"]
                if "raise NotImplementedError()" in "".join(c["source"])}
-    assert cleared == {"04.1", "04.2", "04.4"}              # assigned; banded beta (PPO.4); reward scaling (NORM.1)
+    assert cleared == {"05.1", "05.2", "05.4"}              # assigned; banded beta (PPO.4); reward scaling (NORM.1)
     assert 'raise NotImplementedError("Exercise NORM.1: cut with exercise NORM.1' in _read(folder, "rlref/algos/dppo.py")
     assert _read(folder, "rlref/algos/npg.py") == _read(ROOT, "rlref/algos/npg.py")       # MLP.2 not assigned
     everything, _ = versions["all"]
     npg_text = _read(everything, "rlref/algos/npg.py")
     assert standins.standin_text("rlref/algos/npg.py:per_sample_grads") in npg_text      # MLP.2 cut: the stand-in
-    assert versions["handful"][1]["kept"] == [("04.1", "PPO.2")] and versions["all"][1]["kept"] == []
+    assert versions["handful"][1]["kept"] == [("05.1", "PPO.2")] and versions["all"][1]["kept"] == []
     left_out = versions["all"][1]["left_out"]
     assert "tests/test_homework_redteam.py" in left_out and "tests/homework_kit.py" in left_out
     assert not os.path.exists(os.path.join(everything, "tests", "test_homework.py"))
@@ -93,8 +93,8 @@ def test_the_search_finds_a_cut_relation_that_is_missing(tmp_path, monkeypatch):
     found = make(str(tmp_path / "v"), ["NORM.1", "PPO.4"])["leaks"]
     origins = {(f.tag, f.origin, f.where.split(" cell")[0]) for f in found}
     assert ("NORM.1", "rlref/algos/dppo.py:rms_unmerge", "rlref/algos/dppo.py") in origins, origins
-    assert ("NORM.1", "notebooks/04_ppo.ipynb:04.4", "notebooks/04_ppo.ipynb") in origins, origins
-    assert ("PPO.4", "notebooks/04_ppo.ipynb:04.2", "notebooks/04_ppo.ipynb") in origins, origins
+    assert ("NORM.1", "notebooks/05_ppo.ipynb:04.4", "notebooks/05_ppo.ipynb") in origins, origins
+    assert ("PPO.4", "notebooks/05_ppo.ipynb:04.2", "notebooks/05_ppo.ipynb") in origins, origins
 
 
 def test_the_search_finds_printed_sources_when_make_keeps_the_outputs(tmp_path, monkeypatch):
@@ -112,7 +112,7 @@ def _output_cell(source, text):
 def test_the_search_finds_a_planted_output_and_make_clears_one_that_names_the_function(tmp_path):
     source = instructor_checkout(str(tmp_path / "repo"))
     printed = inspect.getsource(gae)
-    rel = "notebooks/03_trpo.ipynb"                         # no exercise of the handful in it
+    rel = "notebooks/04_trpo.ipynb"                         # no exercise of the handful in it
     nb = _notebook(source, rel)
     nb["cells"].insert(3, _output_cell("print(inspect.getsource(gae))", printed))
     with open(os.path.join(source, rel), "w", encoding="utf-8") as f:

@@ -1,6 +1,6 @@
 """The grader against submissions that try to take points they did not earn (TESTING.md, "Homework").
 
-Every attack is built on the stubs of a student version (GAE.1, DIST.1 and 04.2 assigned: a
+Every attack is built on the stubs of a student version (GAE.1, DIST.1 and 05.2 assigned: a
 function, a method, a notebook cell) and graded from an instructor's checkout with the autograder
 line, ``python -m rlref homework grade SUBMISSION --json FILE``; each must score 0, leave a valid
 results.json and finish within its limits. Attacks that would find the reference get the answer
@@ -19,9 +19,9 @@ from homework_kit import (check_results, cli_in, grade_line, instructor_checkout
                           with_body, with_reference)
 from helpers import ROOT
 
-ASSIGNED = ["GAE.1", "DIST.1", "04.2"]
-HONEST = ["PG.3", "GAE.1", "GAE.2", "DIST.1", "DIST.2", "04.2"]
-ADV, DIST, NB = "rlref/advantages.py", "rlref/distributions.py", "notebooks/04_ppo.ipynb"
+ASSIGNED = ["GAE.1", "DIST.1", "05.2"]
+HONEST = ["PG.3", "GAE.1", "GAE.2", "DIST.1", "DIST.2", "05.2"]
+ADV, DIST, NB = "rlref/advantages.py", "rlref/distributions.py", "notebooks/05_ppo.ipynb"
 ENV = {"RLREF_GRADE_TIMEOUT": "4"}
 MARK = "(1.0 - terminated) * next_values"          # a line of the reference td_residuals
 RIGHT = "return rewards + gamma * (1.0 - terminated) * next_values - values"
@@ -106,10 +106,10 @@ return np.zeros(np.shape(rewards)).view(Always)
         "daemon_rewrites_results_after_the_grader_exits": dict(edits=gae1(daemon)),
         "child_holds_the_output_open": dict(edits=gae1("import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(60)\n"
                                                        "    os._exit(0)\nraise NotImplementedError('holding')")),
-        "homework_json_lists_every_exercise": dict(files={"homework.json": json.dumps({"exercises": ["GAE.1", "MLP.2", "04.1"],
+        "homework_json_lists_every_exercise": dict(files={"homework.json": json.dumps({"exercises": ["GAE.1", "MLP.2", "05.1"],
                                                                                        "points": {"GAE.1": 100}})}),
         "homework_json_deleted": dict(files={}, layout="folder", delete="homework.json"),
-        "check_cell_edited": dict(edits=[(NB, lambda t: notebook_with(t, "04.2", "check", "print('exercise 2: correct')"))]),
+        "check_cell_edited": dict(edits=[(NB, lambda t: notebook_with(t, "05.2", "check", "print('exercise 2: correct')"))]),
         "reference_by_direct_url_json": dict(edits=gae1(leak(
             "for base in [sys.prefix, %r, %r, '/usr/local', '/usr']:\n"
             "    for d in glob.glob(base + '/**/rlref*.dist-info/direct_url.json', recursive=True):\n"
@@ -139,13 +139,13 @@ return np.zeros(np.shape(rewards)).view(Always)
         "exit_at_import_and_in_the_body": dict(edits=[(ADV, lambda t: t.replace("terminated, gamma):",
                                                                               "terminated, gamma, _=__import__('os')._exit(0)):", 1)),
                                                       (DIST, lambda t: with_body(t, "DIST.1", "import os\nos._exit(121)")),
-                                                      (NB, lambda t: notebook_with(t, "04.2", "solution", "raise SystemExit(0)"))]),
+                                                      (NB, lambda t: notebook_with(t, "05.2", "solution", "raise SystemExit(0)"))]),
         "fork_bomb": dict(edits=gae1("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass")),
         "endless_loops_everywhere": dict(edits=gae1("while True:\n    pass") + [(DIST, lambda t: with_body(t, "DIST.1", "while True:\n    pass")),
-                                                                                (NB, lambda t: notebook_with(t, "04.2", "solution", "while True:\n    pass"))]),
+                                                                                (NB, lambda t: notebook_with(t, "05.2", "solution", "while True:\n    pass"))]),
         "stdout_flood_and_huge_outputs": dict(edits=gae1("while True:\n    print('x' * 100000)") + [
             (DIST, lambda t: with_body(t, "DIST.1", "return np.broadcast_to(0.0, (10 ** 9,))")),
-            (NB, lambda t: notebook_with(t, "04.2", "solution", "def banded_beta(*a):\n    return [0.5] * 10 ** 7"))]),
+            (NB, lambda t: notebook_with(t, "05.2", "solution", "def banded_beta(*a):\n    return [0.5] * 10 ** 7"))]),
         "memory_blow_up": dict(edits=gae1("import numpy as np\nx = [np.ones(10 ** 7) for _ in range(1000)]")),
         "pickled_payloads": dict(edits=gae1(
             "import os, pickle, sys\nclass P:\n    def __reduce__(self):\n        return (os.system, ('touch /tmp/rlref-pwned',))\n"
@@ -244,7 +244,7 @@ def test_nothing_the_attacks_left_behind_changes_the_results(graded):
 
 def test_the_exercise_list_comes_from_the_instructor(graded):
     done, data, _, _ = graded["homework_json_lists_every_exercise"]
-    assert "the submission's homework.json lists ['GAE.1', 'MLP.2', '04.1']" in data["output"], data["output"]
+    assert "the submission's homework.json lists ['GAE.1', 'MLP.2', '05.1']" in data["output"], data["output"]
     assert sum(t["max_score"] for t in data["tests"]) == 3
 
 
@@ -268,7 +268,7 @@ def honest_cases():
     """{name: edits} of the honest submissions: all right, then one mistake each."""
     right = [(path, lambda t, tag=tag: with_reference(t, tag)) for tag, path in
              (("PG.3", ADV), ("GAE.1", ADV), ("GAE.2", ADV), ("DIST.1", DIST), ("DIST.2", DIST))]
-    right.append((NB, lambda t: notebook_with(t, "04.2", "solution", """
+    right.append((NB, lambda t: notebook_with(t, "05.2", "solution", """
         def banded_beta(beta, d, kl_target, beta_min, beta_max):
             if d < kl_target / 1.5:
                 beta = beta / 2.0

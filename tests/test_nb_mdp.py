@@ -1,4 +1,4 @@
-"""The exact off-policy and trust-region answers of rlref/offpolicy.py for notebook 03:
+"""The exact off-policy and trust-region answers of rlref/offpolicy.py for notebook 04:
 finite-horizon J (MDP.13), importance weights and both importance-sampling estimators (MDP.15),
 the surrogate L_old of the bound (OFF.5) and the minorize-maximize lower bound (MDP.17)."""
 import numpy as np

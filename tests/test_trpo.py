@@ -176,7 +176,7 @@ def test_line_search_rejects_and_restores_theta_old():
     evaluate = lambda th: (2.0, float(th[0] - 0.1))   # KL grows with the step
     theta, frac, trials, L, kl = trpo.line_search(theta_old, step, 1.0, evaluate, max_kl=0.3)
     assert frac == 0.25 and len(trials) == 3 and np.array_equal(theta, theta_old + 0.25 * step)
-    # the variants of notebook 03
+    # the variants of notebook 04
     assert trpo.line_search(theta_old, step, 1.0, lambda th: (2.0, 9.0), 0.3, rule="improve_only")[1] == 1.0
     assert trpo.line_search(theta_old, step, 1.0, lambda th: (0.0, 9.0), 0.3, rule="none")[1] == 1.0
 

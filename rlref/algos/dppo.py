@@ -1,7 +1,7 @@
 """Distributed PPO (Heess et al. 2017, "Emergence of Locomotion Behaviours in Rich Environments"),
 synchronous, on MPI.
 
-Derived in ``notebooks/05_dppo.ipynb`` from the course notes "DPPO" (notebooks/README.md lists
+Derived in ``notebooks/06_dppo.ipynb`` from the course notes "DPPO" (notebooks/README.md lists
 them). W workers (MPI ranks) each own E envs and collect T steps per iteration; the update is
 PPO's (rlref/algos/ppo.py: the losses, minibatch gradients, clipping and Adam are imported, not
 copied), with every quantity that must be global made global by MPI collectives:

@@ -1,6 +1,6 @@
 """Natural policy gradient (Kakade 2001) with an explicit Fisher matrix, as in Deep RL Bootcamp lab 4.
 
-Derived in ``notebooks/02_natural_gradient.ipynb`` from the course notes: the *Lab 4 write-up*
+Derived in ``notebooks/03_natural_gradient.ipynb`` from the course notes: the *Lab 4 write-up*
 ("Natural Policy Gradient": F from outer products of grad log pi, F + reg * I, step size sqrt(2
 max_kl / g^T F^-1 g)) and the *PG review notes* (TRPO: Taylor expansion of the KL, Lagrangian dual);
 notebooks/README.md lists the notes. Notation: N valid samples (s_i, a_i) of one rollout, P policy

@@ -1,6 +1,6 @@
 """Proximal policy optimization (Schulman et al. 2017), clipped or with an adaptive KL penalty.
 
-Derived in ``notebooks/04_ppo.ipynb`` from the course notes: the *PG review notes* (PPO), the *DPPO
+Derived in ``notebooks/05_ppo.ipynb`` from the course notes: the *PG review notes* (PPO), the *DPPO
 notes* and the *TRPO and PPO lecture notes* (notebooks/README.md lists them). ratio_i =
 pi_theta(a_i|s_i) / pi_old(a_i|s_i) = exp(logp_i - logp_old_i); A_hat from GAE; KL_i =
 KL(pi_old(.|s_i) || pi_theta(.|s_i)), always in that direction.
@@ -31,7 +31,7 @@ A loss and its gradient follow one contract everywhere in rlref: ``loss, grad, a
 ..._loss_and_grad(...)``, loss a float, grad in the format of what is differentiated (here the
 distribution's parameters, as ``dist.dlogp`` returns them), aux a dict of by-products.
 
-Each implementation detail is a named, switchable Config field; notebooks/04_ppo.ipynb measures
+Each implementation detail is a named, switchable Config field; notebooks/05_ppo.ipynb measures
 what each buys.
 """
 from dataclasses import dataclass, replace

@@ -1,6 +1,6 @@
 """Trust Region Policy Optimization (TRPO): Schulman, Levine, Moritz, Jordan, Abbeel, ICML 2015.
 
-Derived in ``notebooks/03_trpo.ipynb`` from the course notes: the *TRPO paper notes* (a walk through
+Derived in ``notebooks/04_trpo.ipynb`` from the course notes: the *TRPO paper notes* (a walk through
 a reference trpo_step), the *PG review notes* (importance sampling, Taylor expansion, Lagrangian,
 line search, conjugate gradient) and the *TRPO and PPO lecture notes* (trust regions);
 notebooks/README.md lists the notes. Notation: N sampled pairs (s_i, a_i) from pi_old =
@@ -42,7 +42,7 @@ on failure), line_search_failed (0/1), backtracks (rejected fractions), cg_resid
 ||g||, recursively updated) and cg_iters, kl_model (1/2 s^T (F + damping I) s of the full step),
 kl_full and surrogate_gain_full (exact, at the full step), entropy, loss_v, explained_var.
 
-The switches `direction`, `line_search` and `lr` turn this into the variants notebook 03 compares
+The switches `direction`, `line_search` and `lr` turn this into the variants notebook 04 compares
 (what happens without the KL constraint): "improve_only" keeps the line search but ignores the KL;
 "none" takes the full step (the natural policy gradient with its quadratic-model step); direction
 "vanilla" with a fixed `lr` takes plain gradient steps on the surrogate.

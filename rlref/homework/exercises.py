@@ -7,7 +7,7 @@ Each entry of EXERCISES says what the student writes and how it is graded:
   exercise 1).
 - ``target``: a function or method of the package, ``"rlref/advantages.py:gae"`` or
   ``"rlref/distributions.py:Categorical.dlogp"``, whose body the generator replaces by a stub; or a
-  notebook, ``"notebooks/04_ppo.ipynb"``, whose solution cells tagged with this exercise it clears.
+  notebook, ``"notebooks/05_ppo.ipynb"``, whose solution cells tagged with this exercise it clears.
 - ``todo``: one line of what to compute; the stub's message is ``"Exercise TAG: " + todo``.
 - ``points``: what passing all of the exercise's tests is worth (all or nothing).
 - ``deps``: the exercises whose code this exercise's tests run. When one of them fails too, the
@@ -92,18 +92,18 @@ EXERCISES = (
       ("DIST.1", "DIST.2", "MLP.2")),
     E("01.2", "notebooks/01_policy_gradient.ipynb", "GAE by the backward recursion", 1,
       answers=("PG.3", "GAE.1", "GAE.2")),
-    # notebook 02: natural gradient
+    # notebook 03: natural gradient
     E("NPG.3", "rlref/algos/npg.py:fisher_factor", "Z (R, P) with Z^T Z the exact (NPG.3) or empirical (NPG.4) Fisher",
       3, ("DIST.1", "MLP.2")),
-    E("02.5", "notebooks/02_natural_gradient.ipynb", "the Woodbury solve of (Z^T Z + lam I) x = g", 1),
-    # notebook 03: TRPO
+    E("03.5", "notebooks/03_natural_gradient.ipynb", "the Woodbury solve of (Z^T Z + lam I) x = g", 1),
+    # notebook 04: TRPO
     E("TRPO.5", "rlref/algos/trpo.py:max_step", "the natural step size: s_max = sqrt(2 max_kl / x^T F x) x", 1),
     E("TRPO.6", "rlref/policy.py:fisher_vector_product",
       "v -> F v + damping v by one forward-mode and one backward pass", 3, ("MLP.2", "MLP.4")),
     E("TRPO.8", "rlref/algos/trpo.py:conjugate_gradient", "conjugate gradient for A x = b from products A p", 3),
     E("TRPO.9", "rlref/algos/trpo.py:line_search", "backtrack along full_step until the rule accepts", 2),
-    E("03.3", "notebooks/03_trpo.ipynb", "the maximal step on the KL budget", 1, answers=("TRPO.5",)),
-    # notebook 04: PPO and normalization
+    E("04.3", "notebooks/04_trpo.ipynb", "the maximal step on the KL budget", 1, answers=("TRPO.5",)),
+    # notebook 05: PPO and normalization
     E("PPO.2", "rlref/algos/ppo.py:policy_loss_and_grad",
       "the clipped (PPO.1-2) or penalty (PPO.3) loss with entropy, and its derivative in the "
       "distribution's parameters", 3, ("DIST.1", "DIST.2", "DIST.3")),
@@ -111,9 +111,9 @@ EXERCISES = (
     E("PPO.5", "rlref/value.py:value_loss_and_grad", "the value loss (V.1) or its clipped form (PPO.5), and dL/dv", 2),
     E("NORM.1", "rlref/normalize.py:rms_merge", "the exact merge of two sets of running statistics", 2,
       also_cut=("rlref/algos/dppo.py:rms_unmerge",)),
-    E("04.1", "notebooks/04_ppo.ipynb", "one sample's clipped term and its derivative in log r", 1,
+    E("05.1", "notebooks/05_ppo.ipynb", "one sample's clipped term and its derivative in log r", 1,
       answers=("PPO.2",)),
-    E("04.2", "notebooks/04_ppo.ipynb", "the banded beta rule", 1, answers=("PPO.4",)),
+    E("05.2", "notebooks/05_ppo.ipynb", "the banded beta rule", 1, answers=("PPO.4",)),
 )
 del E
 
@@ -121,10 +121,10 @@ del E
 # {tag: (notebook, the function exercises answered)}. Registering one moves its answers to its entry.
 UNGRADED_ANSWERS = {
     "01.4": ("notebooks/01_policy_gradient.ipynb", ("DIST.1", "GAE.1")),    # the tabular score and TD error
-    "02.1": ("notebooks/02_natural_gradient.ipynb", ("TRPO.5",)),           # the step coefficient
-    "02.2": ("notebooks/02_natural_gradient.ipynb", ("NPG.3",)),            # the empirical Fisher
-    "03.4": ("notebooks/03_trpo.ipynb", ("TRPO.8",)),                       # conjugate gradient
-    "04.4": ("notebooks/04_ppo.ipynb", ("NORM.1",)),                        # the merge, one sample at a time
+    "03.1": ("notebooks/03_natural_gradient.ipynb", ("TRPO.5",)),           # the step coefficient
+    "03.2": ("notebooks/03_natural_gradient.ipynb", ("NPG.3",)),            # the empirical Fisher
+    "04.4": ("notebooks/04_trpo.ipynb", ("TRPO.8",)),                       # conjugate gradient
+    "05.4": ("notebooks/05_ppo.ipynb", ("NORM.1",)),                        # the merge, one sample at a time
 }
 
 BY_TAG = {e.tag: e for e in EXERCISES}

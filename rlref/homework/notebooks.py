@@ -1,6 +1,6 @@
 """Notebook exercises for the grader: their solution cells, the code they run after, and running both.
 
-A notebook exercise (``04.1``) owns the cells tagged ``{"rlref": {"exercise": "04.1", "role":
+A notebook exercise (``05.1``) owns the cells tagged ``{"rlref": {"exercise": "05.1", "role":
 "solution" | "check"}}`` in the reference notebook; a student notebook made by ``homework make``
 carries nbgrader's ``grade_id`` on them too (``ex04_1-solution``), and either identifies them.
 

@@ -37,14 +37,14 @@ def test_hidden_my_gae_is_the_discounted_sum_of_td_residuals(out):
     expect.close("A", out["rollout"], A, atol=1e-12)
 
 
-@exercise("03.3", my_max_step_runs)
+@exercise("04.3", my_max_step_runs)
 def test_hidden_max_step_formula(out):
     F, x = max_step_case()
     for delta, s in zip((1e-3, 0.05), out):
         expect.close(f"s at max_kl = {delta}", s, np.sqrt(2 * delta / (x @ F @ x)) * x, rtol=1e-12, atol=1e-15)
 
 
-@exercise("04.1", clip_term_runs)
+@exercise("05.1", clip_term_runs)
 def test_hidden_clip_term_formulas(out):
     log_r, A = clip_case()
     ratio = np.exp(log_r)
