@@ -34,7 +34,7 @@ distribution's parameters, as ``dist.dlogp`` returns them), aux a dict of by-pro
 Each implementation detail is a named, switchable Config field; notebooks/05_ppo.ipynb measures
 what each buys.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -151,28 +151,26 @@ def init_agent(config, obs_dim, act_dim, gaussian, rng):
 
 
 def kl_verdict(kl, config):
-    """The test of (PPO.4) on a measured mean KL d: -1 when d < kl_target / 1.5 (beta should fall),
-    +1 when d > 1.5 kl_target (beta should rise), 0 in between and at the two boundaries."""
-    if kl < config.kl_target / 1.5:
-        return -1
-    if kl > 1.5 * config.kl_target:
-        return 1
-    return 0
+    """The direction in which PPO's rule (PPO.4) moves beta for a measured mean KL d: -1 (beta
+    falls) when d < kl_target / 1.5, +1 (beta rises) when d > 1.5 kl_target, 0 in between and at
+    the two boundaries. It asks adapt_beta itself, from beta = 1 in a band [1/2, 2] that never
+    binds, so that the rule is written once (the distributed PPO's workers vote with it)."""
+    moved = adapt_beta(1.0, kl, replace(config, beta=1.0, beta_min=0.5, beta_max=2.0))
+    return int(moved > 1.0) - int(moved < 1.0)
 
 
 def adapt_beta(beta, kl, config):
-    """The PPO paper's rule (PPO.4): halve beta when the KL was well below kl_target, double it
-    when well above (kl_verdict); the boundaries d = kl_target / 1.5 and d = 1.5 kl_target leave it.
+    """The PPO paper's rule (PPO.4): halve beta when the KL was well below kl_target (d < kl_target
+    / 1.5), double it when well above (d > 1.5 kl_target); the boundaries leave it.
 
     NOTE (implementation detail): beta stays in [beta_min, beta_max] (the DPPO notes keep it in a
     band): on an easy task the KL stays below target for many iterations and an unbounded beta
     halves towards 1e-16, from where it would need fifty doublings to matter again."""
-    verdict = kl_verdict(kl, config)
-    if verdict < 0:
+    if kl < config.kl_target / 1.5:
         beta = beta / 2.0
-    elif verdict > 0:
+    elif kl > 1.5 * config.kl_target:
         beta = beta * 2.0
-    return min(max(beta, config.beta_min), config.beta_max)
+    return float(np.clip(beta, config.beta_min, config.beta_max))
 
 
 def policy_loss_and_grad(dist, dist_old, actions, logp_old, A_hat, config, beta):

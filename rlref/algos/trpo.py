@@ -219,7 +219,7 @@ def line_search(theta_old, full_step, L_old, evaluate, max_kl, backtrack_coef=0.
                 rule="kl_and_improve"):
     """Backtracking along full_step (TRPO.9). evaluate(theta) -> (L(theta), KLbar(theta)), exact.
 
-    Returns (theta, frac, trials, L, kl): the first accepted theta = theta_old + frac * full_step
+    Returns (theta, frac, trials, L, kl): the first accepted point theta_old + frac full_step
     and its surrogate and KL. When no fraction is accepted, theta is theta_old itself (bitwise),
     frac = 0, L = L_old, kl = 0. rule "improve_only" ignores the KL; "none" accepts the full step.
     """

@@ -18,7 +18,7 @@ import sys
 
 from rlref.errors import HomeworkError
 from rlref.homework import report
-from rlref.homework.exercises import EXERCISES
+from rlref.homework.exercises import BY_TAG, EXERCISES
 from rlref.homework.make import make, project_root
 
 
@@ -55,7 +55,7 @@ def cmd_list(args):
 def cmd_make(args):
     if args.all == bool(args.exercises):
         raise HomeworkError("give either --exercises TAG ... or --all")
-    made = make(args.out, None if args.all else args.exercises, record=True)
+    made = make(args.out, None if args.all else args.exercises, record=True, nbgrader=args.nbgrader_source)
     chosen = made["exercises"]
     print(f"wrote {args.out}: {len(chosen)} exercise(s) as stubs ({', '.join(e.tag for e in chosen)}), "
           f"{sum(e.points for e in chosen)} points, {len(made['shipped'])} files.")
@@ -64,6 +64,16 @@ def cmd_make(args):
               (" ..." if len(made["left_out"]) > 20 else ""))
     print(f"recorded the assignment in {made['record']}: `homework grade SUBMISSION` run here grades it.\n"
           f"Students run: cd {args.out} && python -m rlref homework grade")
+    if args.nbgrader_source:
+        print(f"wrote nbgrader's source version of the assigned notebooks into {args.nbgrader_source}: "
+              f"`nbgrader generate_assignment` releases the notebooks of {args.out} from it.")
+    for tag, function in made["kept"]:
+        e = BY_TAG[function]
+        print(f"note: exercise {tag} re-implements {e.target} (exercise {function}, not assigned), which this "
+              f"version keeps with its answer: assign {function} too to cut it", file=sys.stderr)
+    for leak in made["leaks"]:
+        print(f"warning: {leak.where} holds a statement of exercise {leak.tag}'s answer ({leak.origin}): "
+              f"{leak.statement[:80]}", file=sys.stderr)
     return 0
 
 
@@ -102,6 +112,8 @@ def add_parser(sub, common):
     q.add_argument("--out", required=True, help="a new folder for the student version")
     q.add_argument("--exercises", nargs="+", default=[], metavar="TAG")
     q.add_argument("--all", action="store_true", help="every exercise of the table")
+    q.add_argument("--nbgrader-source", default=None, metavar="DIR", help="also write nbgrader's source version of "
+                   "each notebook with an assigned exercise here (nbgrader's source/ASSIGNMENT folder)")
     q.set_defaults(func=cmd_make)
     q = actions.add_parser("grade", help="grade a submission, one line per exercise", parents=[common])
     q.add_argument("submission", nargs="?", default=".", help="the student's folder, a zip of it, or a folder of the "

@@ -18,7 +18,14 @@ Each entry of EXERCISES says what the student writes and how it is graded:
   solution cells, ``"imports"`` (its import statements) or ``"cells"`` (every code cell before the
   exercise; rlref/homework/notebooks.py).
 - ``also_cut``: ``"path:qualname"`` of functions elsewhere that restate this exercise's answer; the
-  student version and the grader's trees stub them together with the exercise.
+  student version and the grader's trees cut them together with the exercise: a stub, or the
+  function's stand-in when the package needs it (rlref/homework/standins.py; an exercise whose
+  tests reach a stand-in lists the cutting exercise in its ``deps``).
+- ``answers`` (notebook exercises): the function exercises whose answer this exercise's solution
+  computes too (``01.2``, GAE by hand, answers ``PG.3``, ``GAE.1`` and ``GAE.2``). When one of them
+  is assigned and this exercise is not, its solution regions are cleared all the same, ungraded;
+  when this one is assigned without them, ``make`` notes that the package keeps their functions.
+  UNGRADED_ANSWERS says the same of notebook exercises the table does not grade (yet).
 
 The tests that grade an exercise are the functions decorated ``@exercise("TAG", probe)``
 (rlref/homework/testing.py): public ones in ``tests/test_exercises_core.py``, ``..._algos.py`` and
@@ -39,6 +46,7 @@ class Exercise:
     deps: tuple = ()
     setup: str = "imports"
     also_cut: tuple = ()
+    answers: tuple = ()
 
     @property
     def is_notebook(self):
@@ -58,7 +66,8 @@ class Exercise:
 E = Exercise
 EXERCISES = (
     # notebook 00: backprop, forward mode, distributions
-    E("MLP.2", "rlref/nn.py:mlp_backward", "backprop dout through every layer: grads (MLP.2) and dx (MLP.3)", 3),
+    E("MLP.2", "rlref/nn.py:mlp_backward", "backprop dout through every layer: grads (MLP.2) and dx (MLP.3)", 3,
+      also_cut=("rlref/algos/npg.py:per_sample_grads",)),
     E("MLP.4", "rlref/nn.py:mlp_jvp", "forward mode: push the tangent dparams (and dx) through every layer", 2),
     E("DIST.1", "rlref/distributions.py:Categorical.dlogp", "the score in the logits, onehot(a) - p", 1),
     E("DIST.2", "rlref/distributions.py:Categorical.dentropy", "dH/dlogits = -p (log p + H)", 1),
@@ -66,7 +75,8 @@ EXERCISES = (
     E("DIST.5", "rlref/distributions.py:DiagGaussian.dlogp", "the score (dmean, dlog_std) of a diagonal Gaussian", 1),
     E("DIST.7", "rlref/distributions.py:DiagGaussian.dkl",
       "d KL(self || other) / d (other.mean, other.log_std)", 1),
-    E("00.1", "notebooks/00_backprop_and_gradcheck.ipynb", "softplus MLP: forward and backward pass", 1),
+    E("00.1", "notebooks/00_backprop_and_gradcheck.ipynb", "softplus MLP: forward and backward pass", 1,
+      answers=("MLP.2",)),
     E("00.3", "notebooks/00_backprop_and_gradcheck.ipynb", "the reverse KL and its gradient in the logits", 1),
     E("00.4", "notebooks/00_backprop_and_gradcheck.ipynb", "the complex-step derivative", 1),
     # notebook 01: returns, advantages, REINFORCE, A2C
@@ -80,10 +90,11 @@ EXERCISES = (
     E("AC.3", "rlref/algos/a2c.py:loss_and_grad",
       "the A2C loss (policy, entropy, value terms) and its gradients in theta and phi", 3,
       ("DIST.1", "DIST.2", "MLP.2")),
-    E("01.2", "notebooks/01_policy_gradient.ipynb", "GAE by the backward recursion", 1),
+    E("01.2", "notebooks/01_policy_gradient.ipynb", "GAE by the backward recursion", 1,
+      answers=("PG.3", "GAE.1", "GAE.2")),
     # notebook 03: natural gradient
     E("NPG.3", "rlref/algos/npg.py:fisher_factor", "Z (R, P) with Z^T Z the exact (NPG.3) or empirical (NPG.4) Fisher",
-      3, ("DIST.1",)),
+      3, ("DIST.1", "MLP.2")),
     E("03.5", "notebooks/03_natural_gradient.ipynb", "the Woodbury solve of (Z^T Z + lam I) x = g", 1),
     # notebook 04: TRPO
     E("TRPO.5", "rlref/algos/trpo.py:max_step", "the natural step size: s_max = sqrt(2 max_kl / x^T F x) x", 1),
@@ -91,26 +102,43 @@ EXERCISES = (
       "v -> F v + damping v by one forward-mode and one backward pass", 3, ("MLP.2", "MLP.4")),
     E("TRPO.8", "rlref/algos/trpo.py:conjugate_gradient", "conjugate gradient for A x = b from products A p", 3),
     E("TRPO.9", "rlref/algos/trpo.py:line_search", "backtrack along full_step until the rule accepts", 2),
-    E("04.3", "notebooks/04_trpo.ipynb", "the maximal step on the KL budget", 1),
+    E("04.3", "notebooks/04_trpo.ipynb", "the maximal step on the KL budget", 1, answers=("TRPO.5",)),
     # notebook 05: PPO and normalization
     E("PPO.2", "rlref/algos/ppo.py:policy_loss_and_grad",
       "the clipped (PPO.1-2) or penalty (PPO.3) loss with entropy, and its derivative in the "
       "distribution's parameters", 3, ("DIST.1", "DIST.2", "DIST.3")),
     E("PPO.4", "rlref/algos/ppo.py:adapt_beta", "halve or double beta outside [kl_target / 1.5, 1.5 kl_target]", 1),
     E("PPO.5", "rlref/value.py:value_loss_and_grad", "the value loss (V.1) or its clipped form (PPO.5), and dL/dv", 2),
-    E("NORM.1", "rlref/normalize.py:rms_merge", "the exact merge of two sets of running statistics", 2),
-    E("05.1", "notebooks/05_ppo.ipynb", "one sample's clipped term and its derivative in log r", 1),
-    E("05.2", "notebooks/05_ppo.ipynb", "the banded beta rule", 1),
+    E("NORM.1", "rlref/normalize.py:rms_merge", "the exact merge of two sets of running statistics", 2,
+      also_cut=("rlref/algos/dppo.py:rms_unmerge",)),
+    E("05.1", "notebooks/05_ppo.ipynb", "one sample's clipped term and its derivative in log r", 1,
+      answers=("PPO.2",)),
+    E("05.2", "notebooks/05_ppo.ipynb", "the banded beta rule", 1, answers=("PPO.4",)),
 )
 del E
 
+# Notebook exercises the table does not grade yet, whose solutions answer exercises it does:
+# {tag: (notebook, the function exercises answered)}. Registering one moves its answers to its entry.
+UNGRADED_ANSWERS = {
+    "01.4": ("notebooks/01_policy_gradient.ipynb", ("DIST.1", "GAE.1")),    # the tabular score and TD error
+    "03.1": ("notebooks/03_natural_gradient.ipynb", ("TRPO.5",)),           # the step coefficient
+    "03.2": ("notebooks/03_natural_gradient.ipynb", ("NPG.3",)),            # the empirical Fisher
+    "04.4": ("notebooks/04_trpo.ipynb", ("TRPO.8",)),                       # conjugate gradient
+    "05.4": ("notebooks/05_ppo.ipynb", ("NORM.1",)),                        # the merge, one sample at a time
+}
+
 BY_TAG = {e.tag: e for e in EXERCISES}
-if len(BY_TAG) != len(EXERCISES):
+if len(BY_TAG) != len(EXERCISES) or set(BY_TAG) & set(UNGRADED_ANSWERS):
     raise RuntimeError("two exercises share a tag")
 for _e in EXERCISES:
     if _e.setup not in ("imports", "cells") or not all(".py:" in t for t in _e.also_cut):
         raise RuntimeError(f"exercise {_e.tag}: setup must be 'imports' or 'cells', also_cut entries 'path.py:qualname'")
-del _e
+    if _e.answers and not _e.is_notebook:
+        raise RuntimeError(f"exercise {_e.tag}: only a notebook exercise answers others")
+for _tag, _answered in [(e.tag, e.answers) for e in EXERCISES] + [(t, a) for t, (_, a) in UNGRADED_ANSWERS.items()]:
+    if not all(t in BY_TAG and not BY_TAG[t].is_notebook for t in _answered):
+        raise RuntimeError(f"exercise {_tag}: answers must name function exercises, got {_answered}")
+del _e, _tag, _answered
 
 
 def lookup(tags):
@@ -121,6 +149,14 @@ def lookup(tags):
                             f"(python -m rlref homework list)")
     wanted = set(tags)
     return [e for e in EXERCISES if e.tag in wanted]
+
+
+def answering(tags):
+    """[(notebook, tag)] of the notebook exercises not among `tags` whose solutions answer one of
+    them (``answers``, UNGRADED_ANSWERS): a student version clears them too."""
+    wanted = set(tags)
+    found = [(e.path, e.tag) for e in EXERCISES if e.tag not in wanted and wanted & set(e.answers)]
+    return found + [(path, t) for t, (path, answered) in UNGRADED_ANSWERS.items() if wanted & set(answered)]
 
 
 def closure(tag):

@@ -2,13 +2,25 @@
 
 The copy holds the files git tracks (in a checkout that is not a git repository: every file but
 virtualenvs, run directories, caches and .git), minus what stays with the instructor: the hidden
-tests (tests/hidden/) and the assignment record (homework.json). ``make`` says what it left out:
-untracked files by name, ignored ones by count. Every assigned function, and every function the
-table cuts with it (``also_cut``), becomes a stub (rlref/homework/stubs.py); every assigned notebook
-exercise's solution regions are cleared, nbgrader style. The copy gets ``homework.json``, the
-assignment, and with ``record=True`` (the command line) the source checkout gets the instructor's
-record of it (rlref/homework/assignment.py), which ``homework grade`` grades by. The destination
-must not exist; the source is never modified otherwise.
+tests (tests/hidden/), the tests of the homework machinery itself (tests/test_homework*.py and
+their kit, which hold answers to plant bugs in), and the assignment record (homework.json). ``make``
+says what it left out: untracked files by name, ignored ones by count.
+
+No answer of an assigned exercise leaves with the copy:
+
+- every assigned function becomes a stub (rlref/homework/stubs.py), and every function the table
+  cuts with it (``also_cut``) a stub or its stand-in (rlref/homework/standins.py);
+- every assigned notebook exercise's solution regions are cleared, nbgrader style, and so are those
+  of every notebook exercise whose solution answers an assigned exercise (``answers``);
+- a notebook with an assigned exercise keeps no output; in the others, every code cell that names
+  an assigned or cut function (``inspect.getsource(gae)``, or a call whose printed result came from
+  the reference) or holds a cleared solution loses its outputs, and the rest keep theirs;
+- then the leak search (rlref/homework/leaks.py) looks for every assigned answer in every file of
+  the copy, and ``make`` returns what it found (the command line prints it as a warning).
+
+The copy gets ``homework.json``, the assignment, and with ``record=True`` (the command line) the
+source checkout gets the instructor's record of it (rlref/homework/assignment.py), which ``homework
+grade`` grades by. The destination must not exist; the source is never modified otherwise.
 """
 import hashlib
 import json
@@ -17,13 +29,14 @@ import shutil
 import subprocess
 
 from rlref.errors import HomeworkDirectoryError, HomeworkError
-from rlref.homework import assignment
-from rlref.homework.exercises import EXERCISES, Exercise, lookup
-from rlref.homework.stubs import stub_source, student_notebook
+from rlref.homework import assignment, leaks, splice
+from rlref.homework.exercises import EXERCISES, Exercise, answering, lookup
+from rlref.homework.standins import standin_text
+from rlref.homework.stubs import nbgrader_source, release, stub_source
 
 SKIP_DIRS = {".git", ".venv", "venv", "runs", "__pycache__", ".pytest_cache", ".ipynb_checkpoints",
              "build", "dist"}
-INSTRUCTOR_ONLY = ("tests/hidden/", assignment.MANIFEST)
+INSTRUCTOR_ONLY = ("tests/hidden/", "tests/test_homework", "tests/homework_kit.py", assignment.MANIFEST)
 
 
 def project_root():
@@ -51,13 +64,17 @@ def project_files(root):
             dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.endswith(".egg-info"))
             files += [os.path.relpath(os.path.join(folder, n), root) for n in sorted(names)
                       if not n.endswith((".pyc", ".pyo"))]
-    mine = [p for p in files if p.startswith(INSTRUCTOR_ONLY[0]) or p == INSTRUCTOR_ONLY[1]]
+    mine = [p for p in files if p.startswith(INSTRUCTOR_ONLY)]
     return [p for p in files if p not in mine], mine + left
 
 
-def make(out, tags=None, source=None, record=False):
+def make(out, tags=None, source=None, record=False, nbgrader=None):
     """Write the student version of `source` (default: this project) into `out` with the exercises
-    `tags` (None: all) stubbed. Returns {"exercises", "shipped", "left_out", "record"}."""
+    `tags` (None: all) stubbed; with `nbgrader` a folder, also the nbgrader source version of every
+    notebook with an assigned exercise into it (nbgrader's generate_assignment on it gives the
+    notebook in `out`). Returns {"exercises", "shipped", "left_out", "record", "leaks", "kept"}, leaks
+    the findings of the leak search on the copy (rlref/homework/leaks.py; none, normally), and
+    "kept" the package functions that answer an assigned notebook exercise (kept_answers)."""
     source = os.path.abspath(source or project_root())
     exercises = list(EXERCISES) if tags is None else lookup(tags)
     if not exercises:
@@ -69,9 +86,16 @@ def make(out, tags=None, source=None, record=False):
     missing = sorted({e.path for e in exercises} - set(files))
     if missing:
         raise HomeworkError(f"{source} is not a complete rlref project: missing {missing} (or not tracked by git)")
-    edited = _edited_files(source, exercises)
     out = os.path.abspath(out)
+    if nbgrader is not None and (os.path.abspath(nbgrader) + os.sep).startswith(out + os.sep):
+        raise HomeworkDirectoryError(f"--nbgrader-source {nbgrader} is inside --out {out}: it holds the solutions")
+    edited, sources = _edited_files(source, exercises)
     os.makedirs(out)
+    if nbgrader is not None:
+        os.makedirs(nbgrader, exist_ok=True)
+        for rel, text in sources.items():
+            with open(os.path.join(nbgrader, os.path.basename(rel)), "w", encoding="utf-8") as f:
+                f.write(text)
     shipped = {}
     for rel in files:
         dest = os.path.join(out, rel)
@@ -87,7 +111,17 @@ def make(out, tags=None, source=None, record=False):
     path = os.path.join(source, assignment.MANIFEST) if record else None
     if record:
         assignment.write(path, assignment.record(exercises, out, shipped, left_out, source))
-    return {"exercises": exercises, "shipped": sorted(shipped), "left_out": left_out, "record": path}
+    found = leaks.search(out, [e.tag for e in exercises], source)
+    return {"exercises": exercises, "shipped": sorted(shipped), "left_out": left_out, "record": path, "leaks": found,
+            "kept": kept_answers(exercises)}
+
+
+def kept_answers(exercises):
+    """[(notebook exercise, function exercise)]: an assigned notebook exercise that re-implements a
+    function of the package whose exercise is not assigned, so the package keeps its answer (cutting
+    the function would break the package for the student: assign both when that matters)."""
+    tags = {e.tag for e in exercises}
+    return [(e.tag, t) for e in exercises for t in e.answers if t not in tags]
 
 
 def cuts(exercise):
@@ -97,21 +131,45 @@ def cuts(exercise):
                   for target in exercise.also_cut]
 
 
+def cut_source(text, c):
+    """A file's text with the table entry c cut: its stand-in for the whole def, or the stub."""
+    standin = standin_text(c.target)
+    if standin is None:
+        return stub_source(text, c)
+    return splice.replace(text, c.qualname, standin, c.path)[0]
+
+
+def hidden_names(exercises):
+    """The names of the assigned and cut functions: a notebook cell that names one loses its outputs."""
+    return {c.qualname.rpartition(".")[2] for e in exercises for c in cuts(e)}
+
+
+def _notebook_text(nb):
+    return json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
 def _edited_files(source, exercises):
-    """{relative path: new text} for every file an exercise changes (all stubs of a file together)."""
-    edited = {}
-    cut = [c for e in exercises for c in cuts(e)] + [e for e in exercises if e.is_notebook]
-    for c in cut:
-        if c.path not in edited:
-            with open(os.path.join(source, c.path), encoding="utf-8", newline="") as f:
-                edited[c.path] = f.read()
+    """({relative path: new text} for every file an exercise changes (all stubs of a file together),
+    {notebook: its nbgrader source version} for the notebooks with an assigned exercise)."""
+    edited, sources = {}, {}
+    cut = [c for e in exercises for c in cuts(e)]
+    cleared = answering([e.tag for e in exercises])
+    paths = [c.path for c in cut] + [e.path for e in exercises if e.is_notebook] + [p for p, _ in cleared]
+    paths += [e.path for e in EXERCISES if e.is_notebook]              # every notebook: outputs that name a cut function
+    for path in paths:
+        if path not in edited and os.path.exists(os.path.join(source, path)):
+            with open(os.path.join(source, path), encoding="utf-8", newline="") as f:
+                edited[path] = f.read()
+    names = hidden_names(exercises)
     for path in edited:
         if path.endswith(".ipynb"):
             mine = [e for e in exercises if e.path == path and e.is_notebook]
-            nb = student_notebook(json.loads(edited[path]), mine, path)
-            edited[path] = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+            nb = nbgrader_source(json.loads(edited[path]), mine, path, [t for p, t in cleared if p == path], names)
+            edited[path] = _notebook_text(release(nb, path))
+            if mine:
+                sources[path] = _notebook_text(nb)
         else:
             for c in cut:
                 if c.path == path:
-                    edited[path] = stub_source(edited[path], c)
-    return edited
+                    edited[path] = cut_source(edited[path], c)
+    return edited, sources

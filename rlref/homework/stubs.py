@@ -7,21 +7,25 @@ the exercise, and keeps
 2. the input checks: the longest run of statements right after the docstring that are checks, where
    a check is a ``raise`` (other than of NotImplementedError); a call (bare, or assigned: ``x = require_array(...)``) of a function whose
    name starts with ``require_``, ``check_``, ``_check`` or ``check``; or an ``if`` whose branches
-   hold only checks (``if check: a = self._check_actions(a)``, ``if b_norm == 0.0: raise ...``).
+   hold only checks (``if check: a = self._check_actions(a)``, ``if n == 0: raise ...``).
 
 Everything after is replaced by ``raise NotImplementedError("Exercise TAG: <todo>")``, indented like
 the body. Only the body's line range changes: every other byte of the file stays as it was, so the
 reference code needs no marker comments and diffs between versions show exactly the exercise.
 
-Notebook exercises follow nbgrader's ClearSolutions: in the cells tagged with the exercise, each
-region from ``### BEGIN SOLUTION`` to ``### END SOLUTION`` (delimiters included) becomes the
-nbgrader stub ``# YOUR CODE HERE`` / ``raise NotImplementedError()``, indented like the delimiter.
-Solution cells get the nbgrader metadata of an autograded answer, check cells that of an autograder
-test with the exercise's points; every output of a student notebook is cleared.
+Notebook exercises follow nbgrader. ``nbgrader_source`` gives the cells of the assigned exercises
+nbgrader's metadata (the solution cell that of an autograded answer, the check cell that of an
+autograder test with the exercise's points) and leaves solution regions in those cells only; then
+``release`` does what nbgrader's ClearSolutions does: in each solution cell, each region from
+``### BEGIN SOLUTION`` to ``### END SOLUTION`` (delimiters included) becomes the nbgrader stub
+``# YOUR CODE HERE`` / ``raise NotImplementedError()``, indented like the delimiter. nbgrader's own
+``generate_assignment`` on the source version gives the student notebook (tests/test_homework_nbgrader.py).
+Which outputs a student notebook keeps: rlref/homework/make.py.
 """
 import ast
 import copy
 import json
+import re
 
 from rlref.errors import HomeworkError
 
@@ -160,30 +164,62 @@ def nbgrader_metadata(role, tag, points):
     return {**meta, "solution": False, "grade": True, "locked": True, "points": points}
 
 
-def student_notebook(nb, exercises, path="notebook"):
-    """A student copy of a notebook dict: the given exercises cleared, nbgrader metadata on their
-    cells, every output cleared. Exercises not given keep their solutions."""
+def names_any(text, names):
+    """Whether the code text names one of `names` (as a whole identifier: `gae`, not `my_gae`)."""
+    return any(re.search(rf"(?<!\w){re.escape(n)}\b", text) for n in names)
+
+
+def nbgrader_source(nb, exercises, path="notebook", cleared=(), names=()):
+    """The notebook of a student version before its solutions are cleared: what nbgrader calls the
+    source version (rlref/homework/make.py's module docstring has the rules).
+
+    The given exercises' cells get nbgrader metadata and keep their solution regions; the exercises
+    `cleared` (tags) are cleared already, ungraded; every other exercise keeps its solution without
+    the two delimiter lines, so that a region is left only where nbgrader must clear one. No output
+    is kept in a notebook with a given exercise, else none in the cells that name one of `names` or
+    hold a cleared solution."""
     nb = copy.deepcopy(nb)
     wanted = {e.tag: e for e in exercises}
-    found = {t: set() for t in wanted}
+    found = {t: set() for t in list(wanted) + list(cleared)}
     for cell in nb["cells"]:
         if cell["cell_type"] != "code":
             continue
-        cell["outputs"], cell["execution_count"] = [], None
         info = cell.get("metadata", {}).get("rlref", {})
         tag, role = info.get("exercise"), info.get("role")
-        if tag not in wanted:
+        text = "\n".join(_lines(cell))
+        if wanted or (tag in cleared and role == "solution") or names_any(text, names):
+            cell["outputs"], cell["execution_count"] = [], None
+        if tag in found:
+            found[tag].add(role)
+        if tag in wanted:
+            cell["metadata"]["nbgrader"] = nbgrader_metadata(role, tag, wanted[tag].points)
+        if role != "solution" or tag in wanted:
             continue
-        found[tag].add(role)
-        cell["metadata"]["nbgrader"] = nbgrader_metadata(role, tag, wanted[tag].points)
-        if role == "solution":
-            text = "\n".join(_lines(cell))
-            if BEGIN not in text:
-                raise HomeworkError(f"{path}: the solution cell of exercise {tag} has no '{BEGIN}' region")
-            cleared = clear_solution(text).split("\n")
-            cell["source"] = [line + "\n" for line in cleared[:-1]] + [cleared[-1]]
+        if BEGIN not in text and tag in cleared:
+            raise HomeworkError(f"{path}: the solution cell of exercise {tag} has no '{BEGIN}' region")
+        kept = clear_solution(text) if tag in cleared else "\n".join(
+            line for line in text.split("\n") if line.strip() not in (BEGIN, END))
+        _set_source(cell, kept)
     missing = [t for t, roles in found.items() if roles != {"solution", "check"}]
     if missing:
         raise HomeworkError(f"{path} lacks a solution cell and a check cell tagged with exercise(s) {missing} "
                             f"(cell metadata {{'rlref': {{'exercise': TAG, 'role': 'solution' | 'check'}}}})")
     return nb
+
+
+def release(nb, path="notebook"):
+    """nbgrader's ClearSolutions on a source version: the regions of its solution cells cleared."""
+    nb = copy.deepcopy(nb)
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code" and (cell.get("metadata", {}).get("nbgrader") or {}).get("solution"):
+            text = "\n".join(_lines(cell))
+            if BEGIN not in text:
+                raise HomeworkError(f"{path}: a solution cell ({cell['metadata']['nbgrader']['grade_id']}) has "
+                                    f"no '{BEGIN}' region")
+            _set_source(cell, clear_solution(text))
+    return nb
+
+
+def _set_source(cell, text):
+    lines = text.split("\n")
+    cell["source"] = [line + "\n" for line in lines[:-1]] + [lines[-1]]

@@ -5,7 +5,8 @@ rlref's Python files, the public test modules (tests/test_exercises_*.py) and th
 (tests/hidden/, and any --tests folder). Every assigned function exercise, and every function the
 table cuts with it (``also_cut``), is replaced by a stub that only raises: that is the tree the
 judge imports, and the tree every sandbox run starts from, so no assigned reference body is ever
-where student code can read it. A run of exercise X then gets the student's defs of X and of the
+where student code can read it (a cut function with a stand-in, rlref/homework/standins.py, gets the
+stand-in, which holds no answer). A run of exercise X then gets the student's defs of X and of the
 assigned exercises X's tests run (its ``deps``), spliced where the stubs are; in a rerun that grades
 X on a reference dependency, the reference def of that dependency instead.
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from rlref.errors import HomeworkError
 from rlref.homework import notebooks, splice
 from rlref.homework.make import cuts
+from rlref.homework.standins import standin_text
 from rlref.homework.stubs import is_stub
 
 PUBLIC_TESTS = "tests/test_exercises_*.py"
@@ -66,12 +68,15 @@ class Base:
         self.stubbed = dict(self.package)
         self.reference = {}
         for e in exercises:
-            for path, qualname in ((c.path, c.qualname) for c in cuts(e)):
+            for c in cuts(e):
+                path, qualname = c.path, c.qualname
                 if path not in self.stubbed:
                     raise HomeworkError(f"{root} has no {path} (exercise {e.tag})")
-                if path == e.path and not local and not _is_stub(self.package[path], e):
+                if c.target == e.target and not local and not _is_stub(self.package[path], e):
                     self.reference[e.tag] = splice.take(self.package[path], qualname, path)
-                self.stubbed[path] = splice.replace(self.stubbed[path], qualname, splice.stub_text(qualname, e.tag), path)[0]
+                cut = standin_text(c.target) if c.target != e.target else None
+                self.stubbed[path] = splice.replace(self.stubbed[path], qualname,
+                                                    cut or splice.stub_text(qualname, e.tag), path)[0]
 
     def judge_tree(self, dest):
         _write(dest, {**self.stubbed, **{f"tests/{n}": t for n, t in self.public.items()},
