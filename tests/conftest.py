@@ -1,10 +1,24 @@
-"""Shared test setup: NumPy floating-point errors raise, and a seeded generator per test."""
+"""Shared test setup: NumPy floating-point errors raise, a seeded generator per test, and the suite
+runs on every core when pytest-xdist is installed."""
 import rlref
 
 rlref.one_blas_thread()           # before NumPy loads; subprocesses of the tests inherit it
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """With pytest-xdist installed (an optional extra: requirements-dev.txt, which CI installs), the
+    suite spreads over one worker per core, whole files at a time (--dist loadfile: a notebook's cells
+    run in order in one kernel, a module's fixtures are built once). Every test is deterministic on its
+    own, so the results do not depend on the worker that runs them. An explicit -n (say -n 0) wins;
+    without pytest-xdist the suite runs in one process, as the same command."""
+    if config.pluginmanager.hasplugin("xdist") and config.getoption("numprocesses", None) is None \
+            and not hasattr(config, "workerinput"):
+        config.option.numprocesses = "auto"
+        config.option.dist = "loadfile"
 
 
 @pytest.fixture(autouse=True)
