@@ -43,8 +43,8 @@ def test_every_answer_has_statements_to_search_for():
         found = leaks.answers(ROOT, e.tag)
         assert all(found.values()), (e.tag, found)          # the search is never vacuous
     assert "rlref/algos/dppo.py:rms_unmerge" in leaks.answers(ROOT, "NORM.1")
-    assert "notebooks/05_ppo.ipynb:04.2" in leaks.answers(ROOT, "PPO.4")
-    assert "notebooks/05_ppo.ipynb:04.4" in leaks.answers(ROOT, "NORM.1")      # not graded, still an answer
+    assert "notebooks/05_ppo.ipynb:05.2" in leaks.answers(ROOT, "PPO.4")
+    assert "notebooks/05_ppo.ipynb:05.4" in leaks.answers(ROOT, "NORM.1")      # not graded, still an answer
 
 
 @pytest.mark.parametrize("name", ["all", "handful"])
@@ -93,8 +93,8 @@ def test_the_search_finds_a_cut_relation_that_is_missing(tmp_path, monkeypatch):
     found = make(str(tmp_path / "v"), ["NORM.1", "PPO.4"])["leaks"]
     origins = {(f.tag, f.origin, f.where.split(" cell")[0]) for f in found}
     assert ("NORM.1", "rlref/algos/dppo.py:rms_unmerge", "rlref/algos/dppo.py") in origins, origins
-    assert ("NORM.1", "notebooks/05_ppo.ipynb:04.4", "notebooks/05_ppo.ipynb") in origins, origins
-    assert ("PPO.4", "notebooks/05_ppo.ipynb:04.2", "notebooks/05_ppo.ipynb") in origins, origins
+    assert ("NORM.1", "notebooks/05_ppo.ipynb:05.4", "notebooks/05_ppo.ipynb") in origins, origins
+    assert ("PPO.4", "notebooks/05_ppo.ipynb:05.2", "notebooks/05_ppo.ipynb") in origins, origins
 
 
 def test_the_search_finds_printed_sources_when_make_keeps_the_outputs(tmp_path, monkeypatch):
