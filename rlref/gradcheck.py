@@ -1,6 +1,6 @@
 """Checking hand-derived gradients against finite differences.
 
-Taught in ``notebooks/00_backprop_and_gradcheck.ipynb``. The policy (README.md, "Conventions"):
+Taught in ``notebooks/00_backprop_and_gradcheck.ipynb``. The policy (docs/conventions.md):
 
 - float64 only: float32 has about 7 significant digits, too few for a difference quotient with
   h = 1e-6, so a float32 input raises ``TypeError``;

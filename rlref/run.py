@@ -191,7 +191,7 @@ class Run:
         self.agent, self.iteration = agent, self.iteration + 1
 
     def row(self, diagnostics):
-        """This iteration's row of progress.csv (README.md, "Run directories")."""
+        """This iteration's row of progress.csv (docs/run_directories.md)."""
         nan, window, lengths = float("nan"), self.window, self.lengths
         return {"iteration": self.iteration, "env_steps": self.env_steps, "wall_s": round(self.wall_s(), 4),
                 "episodes": self.episodes, "return_mean": float(np.mean(window)) if window else nan,
@@ -220,7 +220,7 @@ class Run:
                 "envs": envstate.capture(c.envs)}
 
     def summary(self, eval_returns=None, stopped_by=None):
-        """summary.json's contents after the evaluation (README.md, "Run directories"), or the
+        """summary.json's contents after the evaluation (docs/run_directories.md), or the
         shorter record of a run stopped by a signal (no evaluation)."""
         base = {"algorithm": self.algo, "env": self.config.env, "seed": self.config.seed,
                 "total_steps": self.env_steps, "iterations": self.iteration, "wall_s": self.wall_s()}

@@ -2,7 +2,7 @@
 (appended to on resume) and read back, when to save a checkpoint, and stopping cleanly on SIGINT /
 SIGTERM. What a checkpoint holds is rlref/run.py's business; how it is written, rlref/checkpoint.py's.
 
-A run directory (README.md, "Run directories"): config.json, progress.csv, summary.json (once the
+A run directory (docs/run_directories.md): config.json, progress.csv, summary.json (once the
 run has finished), checkpoint/ (params.npz and meta.json, swapped in atomically).
 """
 import csv

@@ -15,7 +15,7 @@ counts steps and episodes over all of them, decides together when to save and st
 rank 0 writes the run directory.
 
 SIGINT or SIGTERM (on every rank) stops the run after the iteration in progress, with a
-checkpoint; ``resume`` continues it (README.md, "The command line").
+checkpoint; ``resume`` continues it (docs/command_line.md).
 """
 import sys
 

@@ -1,4 +1,4 @@
-"""Scaling of the distributed PPO on this machine, for notebooks/06_dppo.ipynb and the README.
+"""Scaling of the distributed PPO on this machine, for notebooks/06_dppo.ipynb and docs/distributed.md.
 
     python scripts/bench_dppo.py [--workers 1 2 4] [--seeds 1 2 3] [--repeats 2] [--total-steps 100000]
                                  [--out figures/06_scaling.json]

@@ -1,4 +1,4 @@
-"""Where a PPO training run spends its time: the profile behind the README's speed figures.
+"""Where a PPO training run spends its time: the profile behind the speed figures of docs/results.md.
 
     python scripts/bench_ppo.py [--env CartPole-v1] [--seeds 1 2 3] [--set key=value ...]
 

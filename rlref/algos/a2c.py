@@ -41,7 +41,7 @@ ADVANTAGES = ("gae", "nstep")
 # CartPole's). On Pendulum-v1 plain A2C sits near -1000 for a long time: it needs normalized
 # observations, scaled rewards (NORM.3), a shorter horizon, log sigma starting at 0 for
 # exploration, a constant step size (the decayed one is already tiny when runs leave the plateau,
-# after 0.3M-0.7M steps) and 1.5M steps. Calibrated on seeds 901-910 (README for the numbers).
+# after 0.3M-0.7M steps) and 1.5M steps. Calibrated on seeds 901-910 (docs/results.md for the numbers).
 PRESETS = {
     "Pendulum-v1": dict(total_steps=1_500_000, num_envs=16, n_steps=16, gamma=0.95, lam=0.95, lr=1.5e-3,
                         anneal_lr=False, log_std_init=0.0, normalize_adv=True, normalize_obs=True,
@@ -118,7 +118,7 @@ def update(agent, batch, config, rng, budget_used=0.0):
     # Once CartPole is balanced, V ~ 1/(1 - gamma) everywhere and A_hat is mostly noise; Adam
     # would still move every weight by ~lr per step (it divides by the gradient's own scale) and
     # the policy drifts until it falls. eps = 1e-4 (not 1e-8) scales down steps whose gradients
-    # are that small (README's table of choices has the runs that chose it).
+    # are that small (docs/results.md, "table of choices", has the runs that chose it).
     lr = linear_decay(config.lr, budget_used, config.anneal_lr)             # (OPT.4)
     theta, opt = adam_step(np.concatenate([flatten(policy), flatten(value)]), grad, agent["opt"],
                            lr, eps=config.adam_eps, check=False)          # (OPT.2)

@@ -82,7 +82,7 @@ class Config(ppo.Config):
     n_steps: int = 32                # T
     lr: float = 5e-3                 # Adam step size
     max_grad_norm: float = 0.5       # global-norm clip of the (averaged) gradient
-    epochs: int = 10                 # passes over the batch (10 solved more calibration seeds than 5: README)
+    epochs: int = 10                 # passes over the batch (10 solved more calibration seeds than 5: docs/results.md)
     minibatch_size: int = 256        # samples per worker per gradient step (global: W times this)
     objective: str = "penalty"       # the notes' adaptive KL penalty with hinge (PPO.3); or "clip"
     alpha: float = 2.0               # alpha of (DPPO.4): one worker multiplies or divides beta by it

@@ -62,7 +62,7 @@ PRESETS = {
                        max_grad_norm=0.5, normalize_obs=True),
 }
 # MuJoCo: the PPO paper's settings as CleanRL's ppo_continuous_action runs them (the published table
-# README compares with): one env, 2048-step rollouts, 10 epochs of 32 minibatches of 64, lr 3e-4
+# docs/results.md compares with): one env, 2048-step rollouts, 10 epochs of 32 minibatches of 64, lr 3e-4
 # annealed, minibatch advantage standardization, value clipping, no entropy bonus, normalized
 # observations and scaled rewards. CleanRL's value loss is 0.5 mean(...) with c_v 0.5: c_v 0.25 here.
 MUJOCO = dict(total_steps=1_000_000, hidden=(64, 64), num_envs=1, n_steps=2048, epochs=10, minibatch_size=64,
@@ -70,7 +70,7 @@ MUJOCO = dict(total_steps=1_000_000, hidden=(64, 64), num_envs=1, n_steps=2048, 
               normalize_adv="minibatch", normalize_obs=True, scale_reward=True, eval_episodes=10)
 PRESETS.update({env: MUJOCO for env in ("HalfCheetah-v5", "Walker2d-v5")})
 # NOTE (implementation detail): Hopper without value clipping: with it, some seeds stay in Hopper's
-# dive-and-fall optimum (README's MuJoCo table has the runs of both).
+# dive-and-fall optimum (docs/mujoco.md has the runs of both).
 PRESETS["Hopper-v5"] = {**MUJOCO, "clip_value": False}
 # Box2D: RL-Zoo's LunarLander settings (gamma 0.999, lam 0.98, 4 epochs, minibatches of 64, entropy
 # 0.01, no normalization) with 8 envs x 256 steps per batch instead of 16 x 1024 (the same 128
@@ -84,7 +84,7 @@ PRESETS.update({env: dict(total_steps=1_000_000, hidden=(64, 64), num_envs=8, n_
 # NOTE (implementation detail): the CartPole defaults are chosen for the time to solve, not only the
 # steps: the minibatch steps are arithmetic-bound in float64 NumPy, so the defaults do less arithmetic
 # per solve (one small layer, small batches that improve the policy more often per sample, a larger lr).
-# README ("What it reaches, measured") has the sweep that chose them and what was rejected. Every other
+# docs/results.md has the sweep that chose them and what was rejected. Every other
 # preset, and DPPO, keeps its own settings (they name every one of these fields).
 @dataclass
 class Config(TrainConfig):

@@ -45,7 +45,7 @@ BASELINES = ("none", "mean", "value")
 # Settings per env, applied by the command line under any --set (the Config defaults are
 # CartPole's). Pendulum-v1 needs normalized observations, scaled rewards (NORM.3), a shorter
 # horizon, a smaller policy step and 1.5M steps (the training mean stays near -1000 for the first
-# 0.3M-0.6M). Calibrated on seeds 901-910 (README for the numbers).
+# 0.3M-0.6M). Calibrated on seeds 901-910 (docs/results.md for the numbers).
 PRESETS = {
     "Pendulum-v1": dict(total_steps=1_500_000, num_envs=16, gamma=0.95, lr_pi=5e-3, log_std_init=0.0,
                         normalize_obs=True, scale_reward=True),

@@ -68,11 +68,11 @@ ROLLOUT = "steps"
 # Per-env settings the command line applies under any --set. NOTE (implementation detail): on
 # Pendulum gamma 0.9 (RL-Zoo's TRPO value): with 0.95 a policy that swings up from most starts often
 # drifts away again after solving (advantages near zero are standardized noise); and 100 evaluation
-# episodes, since a policy that fails from some starts makes a 20-episode mean noisy (README's table of
+# episodes, since a policy that fails from some starts makes a 20-episode mean noisy (docs/results.md, table of
 # choices has the runs).
 PRESETS = {"Pendulum-v1": {"gamma": 0.9, "total_steps": 200_000, "eval_episodes": 100}}
 # MuJoCo: close to RL-Zoo's sb3-contrib TRPO settings (2 envs x 1024 steps, max KL 0.01, lam 0.95,
-# normalized observations), not calibrated yet: README's results table says what they reach.
+# normalized observations), not calibrated yet: docs/results.md says what they reach.
 PRESETS.update({env: dict(total_steps=1_000_000, hidden=(64, 64), num_envs=2, n_steps=1024, max_kl=0.01,
                           anneal_kl=False, lam=0.95, gamma=0.99, normalize_obs=True, v_minibatch=128,
                           eval_episodes=10)
