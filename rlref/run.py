@@ -3,10 +3,10 @@
 A Run holds everything that changes while an algorithm trains: the agent (parameters, optimizer
 state, beta, ...), the Collector (current observations, unfinished episodes, normalization
 statistics), the named generators (rlref/seeding.py), the counters (iteration, env steps,
-episodes), the window of the last 20 finished episodes behind return_mean, the moment the run was
-solved, and the wall clock. rlref/train.py's loop makes one (``Run.new``) or continues one
-(``Run.resume``), and per iteration asks it to ``count`` the batch, to take the update's agent
-(``advance``), for the progress.csv ``row``, and to ``save`` itself.
+episodes), the window of the last 20 finished episodes behind return_mean and length_mean (one
+window for both), the moment the run was solved, and the wall clock. rlref/train.py's loop makes
+one (``Run.new``) or continues one (``Run.resume``), and per iteration asks it to ``count`` the
+batch, to take the update's agent (``advance``), for the progress.csv ``row``, and to ``save`` itself.
 
 A checkpoint is taken only between iterations, so it is one consistent moment of the run. It is
 the only thing that reads or writes what a checkpoint holds (rlref/checkpoint.py writes it
@@ -38,7 +38,7 @@ from rlref.normalize import rms_init
 from rlref.rollout import restore, start
 from rlref.rundir import new_run_dir, write_json
 
-WINDOW = 20                               # return_mean: mean of the last 20 finished episodes
+WINDOW = 20                               # return_mean, length_mean: means over the last 20 finished episodes
 
 
 class Solo:
@@ -87,7 +87,7 @@ class Run:
         self.episodic = self.module.ROLLOUT == "episodes"                  # E whole episodes per iteration
         self.T = episode_limit(config.env) if self.episodic else config.n_steps
         self.iteration = self.env_steps = self.episodes = 0
-        self.window, self.lengths, self.solved = deque(maxlen=WINDOW), [], None
+        self.window, self.length_window, self.solved = deque(maxlen=WINDOW), deque(maxlen=WINDOW), None
         self.threshold, self.note = solved_threshold(config.env), None
         self._wall0, self._t0 = 0.0, time.perf_counter()
 
@@ -142,6 +142,7 @@ class Run:
         counters = meta["counters"]
         run.iteration, run.env_steps, run.episodes = counters["iteration"], counters["env_steps"], counters["episodes"]
         run.window.extend(meta["window"])
+        run.length_window.extend(meta.get("length_window", []))     # absent before length_mean had a window
         run.solved, run._wall0 = tuple(meta["solved"]) if meta["solved"] else None, float(meta["wall_s"])
         run.note = (f"resuming {run_dir} after iteration {run.iteration} ({run.env_steps} steps)"
                     + (f"; {config.env}'s state cannot be saved, so its envs were restarted (deterministically, "
@@ -172,9 +173,10 @@ class Run:
         """Count a batch over every worker: env steps (valid transitions), finished episodes, the
         window behind return_mean, and the first moment it reached the threshold (solved, as the
         peer measures it)."""
-        steps, returns, self.lengths = self.workers.collected(int(batch.valid.sum()), batch.episode_returns,
-                                                              batch.episode_lengths)
+        steps, returns, lengths = self.workers.collected(int(batch.valid.sum()), batch.episode_returns,
+                                                         batch.episode_lengths)
         self.env_steps, self.episodes = self.env_steps + steps, self.episodes + len(returns)
+        self.length_window.extend(lengths)                  # the same 20 episodes as the returns' window
         for ret in returns:
             self.window.append(ret)
             if self.solved is None and self.threshold is not None and len(self.window) == WINDOW \
@@ -192,7 +194,7 @@ class Run:
 
     def row(self, diagnostics):
         """This iteration's row of progress.csv (docs/run_directories.md)."""
-        nan, window, lengths = float("nan"), self.window, self.lengths
+        nan, window, lengths = float("nan"), self.window, self.length_window
         return {"iteration": self.iteration, "env_steps": self.env_steps, "wall_s": round(self.wall_s(), 4),
                 "episodes": self.episodes, "return_mean": float(np.mean(window)) if window else nan,
                 "return_std": float(np.std(window)) if window else nan,
@@ -207,7 +209,8 @@ class Run:
             counters = {"iteration": self.iteration, "env_steps": self.env_steps, "episodes": self.episodes}
             meta = {"algorithm": self.algo, "config": self.config.to_dict(), "versions": versions(),
                     "workers": self.workers.size, **states[0], "counters": {**counters, **states[0]["counters"]},
-                    "window": list(self.window), "solved": list(self.solved) if self.solved else None,
+                    "window": list(self.window), "length_window": list(self.length_window),
+                    "solved": list(self.solved) if self.solved else None,
                     "wall_s": self.wall_s(), **({"ranks": states[1:]} if len(states) > 1 else {})}
             checkpoint.save(run_dir, _parts(self.agent, self.collector.stats(), carried), meta)
         self.workers.barrier()
