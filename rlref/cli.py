@@ -1,7 +1,8 @@
 """The command line (python -m rlref ...):
 
-    train ALGO [--env ID] [--seed S] [--total-steps N] [--out DIR] [--set key=value ...] [--quiet] [--overwrite]
-    train --resume DIR [--quiet]
+    train ALGO [--env ID] [--seed S] [--total-steps N] [--out DIR] [--set key=value ...] [--quiet | --verbose] [--overwrite]
+    train --resume DIR [--quiet | --verbose]
+    explain [COLUMN | RUN_DIR]
     evaluate DIR [--episodes 20] [--video FILE.gif|FILE.mp4 [--video-episodes 1]]
     plot DIR [DIR ...] -o figures/NAME.png
     gradcheck [--seed S]
@@ -51,13 +52,13 @@ def cmd_train(args):
                                           ("--set", args.set), ("--overwrite", args.overwrite)) if value]
         if given:
             raise ConfigError(f"--resume continues a run exactly as it was configured, so it takes no "
-                              f"{', '.join(given)}; only --quiet may be added")
-        return _report(resume(args.resume, quiet=args.quiet), args.resume)
+                              f"{', '.join(given)}; only --quiet or --verbose may be added")
+        return _report(resume(args.resume, quiet=args.quiet, verbose=args.verbose), args.resume)
     if args.algo is None:
         raise ConfigError("train needs ALGO (one of " + ", ".join(ALGOS) + ") or --resume DIR")
     config = resolve_config(args.algo, args.env, args.seed, args.total_steps, args.set)
     out = args.out or os.path.join("runs", f"{args.algo}-{config.env}-s{config.seed}")
-    return _report(train(args.algo, config, out, quiet=args.quiet, overwrite=args.overwrite), out)
+    return _report(train(args.algo, config, out, quiet=args.quiet, overwrite=args.overwrite, verbose=args.verbose), out)
 
 
 def _report(summary, out):
@@ -65,12 +66,8 @@ def _report(summary, out):
         return 0
     if "stopped_by" in summary:                           # the stop message is already printed
         return 128 + int(summary["stopped_by"])
-    solved = summary["solved_at_steps"]
-    print(f"{summary['algorithm']} on {summary['env']}, seed {summary['seed']}: {summary['total_steps']} steps in "
-          f"{summary['wall_s']:.1f} s ({summary['steps_per_s']:.0f} steps/s); "
-          f"solved at {solved if solved else 'never'}; deterministic evaluation "
-          f"{summary['eval_return_mean']:.1f} +- {summary['eval_return_std']:.1f} over "
-          f"{summary['eval_episodes']} episodes. Run directory: {out}")
+    from rlref.progress import closing
+    print(closing(summary, out), flush=True)
     return 0
 
 
@@ -102,6 +99,31 @@ def cmd_plot(args):
     return 0
 
 
+def cmd_explain(args):
+    """explain: the table of progress.csv's columns; explain COLUMN: its row; explain RUN_DIR: what
+    looks unhealthy in that run, and from when."""
+    from rlref.columns import BY_NAME, describe, text_table
+    if args.what is None:
+        print(text_table())
+    elif args.what in BY_NAME:
+        print(describe(args.what))
+    elif os.path.isdir(args.what):
+        from rlref.health import report
+        print(report(args.what))
+    else:
+        raise ConfigError(f"explain takes a column of progress.csv (python -m rlref explain lists them) or a run "
+                          f"directory; got {args.what!r}, which is neither")
+    return 0
+
+
+def _add_explain(sub, common):
+    p = sub.add_parser("explain", parents=[common], help="what progress.csv's columns mean; what looks wrong in a run",
+                       description="Without argument: every column of progress.csv (meaning, equation, healthy "
+                                   "range). COLUMN: that column. RUN_DIR: the run's health checks, from its log.")
+    p.add_argument("what", nargs="?", metavar="COLUMN | RUN_DIR", default=None)
+    p.set_defaults(func=cmd_explain)
+
+
 def cmd_gradcheck(args):
     from rlref.checks import format_table, run_checks
     rows = run_checks(seed=args.seed)
@@ -122,6 +144,12 @@ def _steps(text):
     return int(value)
 
 
+def _add_verbosity(p):
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--quiet", action="store_true", help="print only the closing summary (and errors)")
+    group.add_argument("--verbose", action="store_true", help="also a line per iteration (stdout)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m rlref", description="rlref: policy gradients in NumPy",
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -136,7 +164,7 @@ def build_parser():
     p.add_argument("--out", default=None, help="run directory (default runs/ALGO-ENV-sSEED)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field of the algorithm's Config (repeatable)")
-    p.add_argument("--quiet", action="store_true", help="no per-iteration output")
+    _add_verbosity(p)
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (refused otherwise)")
     p.add_argument("--resume", metavar="DIR", default=None,
                    help="continue the run in DIR from its last checkpoint, as it was configured")
@@ -171,6 +199,7 @@ def build_parser():
     p.add_argument("--report-only", dest="report_only", action="store_true",
                    help="rebuild results.md, results.json and figures from DIR/runs without running anything")
     p.set_defaults(func=cmd_bench)
+    _add_explain(sub, common)
     from rlref.homework.commands import add_parser
     add_parser(sub, common)
     from rlref.site import add_parser as add_site_parser

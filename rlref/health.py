@@ -26,8 +26,12 @@ import json
 import math
 import os
 from collections import namedtuple
+from contextlib import contextmanager
+
+import numpy as np
 
 from rlref.algos import algo_module
+from rlref.errors import NonFiniteError
 from rlref.rundir import read_progress
 
 Finding = namedtuple("Finding", "rule iteration env_steps text")
@@ -54,6 +58,19 @@ def lower_hint(config):
 def non_finite_hint(config):
     """What NonFiniteError adds when an update overflowed."""
     return f". Likely cause: updates too large for this env; {lower_hint(config)}"
+
+
+@contextmanager
+def overflow_said_once(config, blame_steps=True):
+    """numpy's overflow warnings silenced inside; a NonFiniteError raised there (when blame_steps)
+    says, in its one line, that updates too large are the likely cause and which setting to lower."""
+    with np.errstate(all="ignore"):
+        try:
+            yield
+        except NonFiniteError as err:
+            if not blame_steps:
+                raise
+            raise NonFiniteError(f"{err}{non_finite_hint(config)}") from None
 
 
 def kl_target(config):

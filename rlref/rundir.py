@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import signal
-import sys
 import threading
 import time
 
@@ -46,19 +45,21 @@ def write_json(run_dir, name, data):
 
 
 class RunLog:
-    """progress.csv, one row per iteration, and the one-line-per-iteration / tqdm display."""
+    """progress.csv, one row per iteration (rlref/progress.py shows them)."""
 
-    def __init__(self, out_dir, n_iters, quiet, resume_after=None):
+    def __init__(self, out_dir, resume_after=None):
         """resume_after: the iteration of the checkpoint a resumed run continues from; rows after
         it are cut, and new rows are appended under the existing header."""
         self.path = os.path.join(out_dir, "progress.csv")
         fields = truncate_progress(self.path, resume_after) if resume_after is not None else None
         self.file = open(self.path, "a" if fields else "w", newline="")
         self.writer = csv.DictWriter(self.file, fieldnames=fields) if fields else None
-        self.quiet, self.bar = quiet, None
-        if not quiet and sys.stderr.isatty() and n_iters > 50:
-            from tqdm import tqdm
-            self.bar = tqdm(total=n_iters, unit="it", dynamic_ncols=True)
+
+    def rows(self):
+        """The rows already in the file (a resumed run's), as dicts of floats."""
+        self.file.flush()
+        columns = read_progress(os.path.dirname(self.path))
+        return [dict(zip(columns, values)) for values in zip(*columns.values())]
 
     def write(self, row):
         if self.writer is None:
@@ -66,17 +67,9 @@ class RunLog:
             self.writer.writeheader()
         self.writer.writerow(row)
         self.file.flush()
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(steps=row["env_steps"], ret=f"{row['return_mean']:.1f}", refresh=False)
-        elif not self.quiet:
-            print(f"it {row['iteration']:5d}  steps {row['env_steps']:8d}  return {row['return_mean']:9.2f}  "
-                  f"len {row['length_mean']:7.1f}  kl {row.get('kl', float('nan')):.2e}", flush=True)
 
     def close(self):
         self.file.close()
-        if self.bar is not None:
-            self.bar.close()
 
 
 def truncate_progress(path, iteration):

@@ -25,31 +25,34 @@ from rlref import checkpoint
 from rlref.algos import algo_module
 from rlref.envs import make_envs
 from rlref.errors import RlrefError
+from rlref.health import overflow_said_once
 from rlref.normalize import rms_normalize
 from rlref.policy import policy_forward
+from rlref.progress import Display
 from rlref.rollout import collect
 from rlref.run import Run, Solo, saved_policy
 from rlref.rundir import Checkpointer, RunLog, stop_message, write_json
 from rlref.seeding import seed_from
 
 
-def train(algo, config, out_dir, quiet=False, overwrite=False):
+def train(algo, config, out_dir, quiet=False, overwrite=False, verbose=False):
     """Train `algo` ("a2c", ...) with `config` and write the run directory. Returns the summary
     (None on the ranks other than 0 of a distributed run; on every rank a record with "stopped_by"
     when a signal stopped it). A directory that already holds a run is refused (RunDirectoryError)
-    unless overwrite=True."""
-    return _on_every_worker(algo, config, out_dir, quiet, overwrite=overwrite)
+    unless overwrite=True. The run shows a header, a progress bar and its health warnings on
+    stderr (rlref/progress.py), and a line per iteration with verbose; nothing with quiet."""
+    return _on_every_worker(algo, config, out_dir, quiet, overwrite=overwrite, verbose=verbose)
 
 
-def resume(run_dir, quiet=False):
+def resume(run_dir, quiet=False, verbose=False):
     """Continue the run in run_dir from its last checkpoint, to the budget in its config, appending
     to its progress.csv (a distributed run: under mpiexec with the workers it had, each of which
     reads run_dir). Returns what train returns."""
     meta = checkpoint.load_meta(run_dir)
-    return _on_every_worker(meta["algorithm"], None, run_dir, quiet, resuming=meta)
+    return _on_every_worker(meta["algorithm"], None, run_dir, quiet, resuming=meta, verbose=verbose)
 
 
-def _on_every_worker(algo, config, out_dir, quiet, overwrite=False, resuming=None):
+def _on_every_worker(algo, config, out_dir, quiet, overwrite=False, resuming=None, verbose=False):
     module = algo_module(algo)
     workers = module.workers(config) if hasattr(module, "workers") else Solo()
     if resuming is not None:
@@ -60,21 +63,21 @@ def _on_every_worker(algo, config, out_dir, quiet, overwrite=False, resuming=Non
                 raise SystemExit(2) from None
             raise
     try:
-        return _train(algo, config, out_dir, workers, quiet or workers.rank != 0, overwrite, resuming)
+        return _train(algo, config, out_dir, workers, quiet or workers.rank != 0, overwrite, resuming, verbose)
     except BaseException as err:                    # after _train's own cleanup
         workers.abort(err)
         raise
 
 
-def _train(algo, config, out_dir, workers, quiet, overwrite, resuming):
+def _train(algo, config, out_dir, workers, quiet, overwrite, resuming, verbose=False):
     """The loop: envs, a new or resumed Run, {collect, count, update, log, save when due}, evaluate."""
     module, root = algo_module(algo), workers.rank == 0
     envs = make_envs(config.env, config.num_envs)  # a missing package fails here, before anything is written
     run = (Run.resume(out_dir, resuming, config, envs, workers) if resuming is not None
            else Run.new(algo, config, envs, workers, out_dir, overwrite))
-    if run.note and not quiet:
-        print(run.note, file=sys.stderr, flush=True)
-    log = RunLog(out_dir, run.n_iterations(), quiet, run.iteration if resuming else None) if root else None
+    log = RunLog(out_dir, run.iteration if resuming else None) if root else None
+    screen = Display(run, out_dir, quiet, verbose, log.rows() if resuming else None) if root else None
+    row = None
     saver = Checkpointer(config.checkpoint_every, config.checkpoint_minutes, run.iteration, workers)
     extra = {"workers": workers} if hasattr(module, "workers") else {}
     try:
@@ -82,16 +85,20 @@ def _train(algo, config, out_dir, workers, quiet, overwrite, resuming):
             while not run.finished and saver.stop_signal is None:
                 if run.episodic and run.iteration > 0:
                     run.restart_envs()                          # E fresh whole episodes every time
-                batch = collect(run.collector, run.agent["policy"], run.T, run.rngs["act"],
-                                stop_when_all_done=run.episodic)
+                with overflow_said_once(run.config, run.iteration > 0):     # a policy an update blew up
+                    batch = collect(run.collector, run.agent["policy"], run.T, run.rngs["act"],
+                                    stop_when_all_done=run.episodic)
                 workers.after_collect(run.collector)             # e.g. merge the statistics (DPPO.3)
                 budget_used = run.budget_used                    # before this batch
                 run.count(batch)
-                agent, diagnostics = module.update(run.agent, batch, config, run.rngs["update"],
-                                                   budget_used=budget_used, **extra)
-                run.advance(agent)
+                with overflow_said_once(config):
+                    agent, diagnostics = module.update(run.agent, batch, config, run.rngs["update"],
+                                                       budget_used=budget_used, **extra)
+                    run.advance(agent)
                 if root:
-                    log.write(run.row(diagnostics))
+                    row = run.row(diagnostics)
+                    log.write(row)
+                    screen.row(row)
                 if saver.due(run.iteration):                     # decided by every worker together
                     run.save(out_dir)
                     saver.saved(run.iteration)
@@ -104,6 +111,7 @@ def _train(algo, config, out_dir, workers, quiet, overwrite, resuming):
     finally:
         if log is not None:
             log.close()
+            screen.close(row)
         envs.close()
     if saver.stop_signal is not None:                    # no evaluation, no summary.json
         if root:
@@ -114,6 +122,7 @@ def _train(algo, config, out_dir, workers, quiet, overwrite, resuming):
         return None
     trained = TrainedPolicy(run.agent["policy"], run.collector.obs_rms, config.obs_clip, run.spaces.bounds, config)
     summary = run.summary(evaluate(trained, config.env, config.eval_episodes, seed_from(run.rngs["eval"])))
+    summary["health"] = screen.health()                  # what rlref/health.py found, with where it began
     write_json(out_dir, "summary.json", summary)
     return summary
 
