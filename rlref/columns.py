@@ -115,7 +115,18 @@ def markdown():
              "| " + " | ".join(FIELDS) + " |", "|" + "---|" * len(FIELDS)]
     for c in COLUMNS:
         lines.append("| " + " | ".join(_cell(v) for v in (f"`{c.name}`", c.algos, c.meaning, c.tags, c.healthy)) + " |")
+    lines += ["", "## Health checks", "",
+              "While a run trains, and in `python -m rlref explain RUN_DIR`, these rules read the rows above "
+              "(`rlref/health.py`); each is said once, with the iteration and env step where it began and the "
+              "likely cause; `summary.json` keeps what they found under `health`.", "", "```", health_rules(), "```"]
     return "\n".join(lines) + "\n"
+
+
+def health_rules():
+    """The rules' block of rlref/health.py's docstring (one source for the code and the page)."""
+    from rlref import health
+    doc = health.__doc__
+    return doc[doc.index("    entropy_collapse"):doc.index("\nThe thresholds")].rstrip()
 
 
 def _cell(text):

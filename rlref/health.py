@@ -6,10 +6,10 @@ from a run directory (``python -m rlref explain RUN_DIR``): the same rules eithe
 speaks once, the first time its condition has held for `streak` iterations in a row, and names the
 iteration and env step where that streak began.
 
-    entropy_collapse   entropy below 1% of a uniform policy's, log(A) (Discrete; a Gaussian: log(100)
-                       nats per action dimension below its initial entropy) for 5 iterations while return_mean stays below the
-                       env's threshold (or no episode finished): the policy became deterministic
-                       before it learned.
+    entropy_collapse   entropy below 1% of a uniform policy's log(A) (Discrete; a Gaussian: log(100)
+                       nats per action dimension below its initial entropy) for 5 iterations, while
+                       return_mean stays below the env's threshold (or no episode has finished):
+                       the policy became deterministic before it learned.
     kl_far_above       kl above 10 x its target for 10 iterations (kl_target for PPO and DPPO, max_kl
                        for NPG and TRPO, 0.01 for the others): every update moves the policy far more
                        than meant.
