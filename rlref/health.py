@@ -31,7 +31,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from rlref.algos import algo_module
-from rlref.errors import NonFiniteError
+from rlref.errors import ConfigError, NonFiniteError
 from rlref.rundir import read_progress
 
 Finding = namedtuple("Finding", "rule iteration env_steps text")
@@ -190,9 +190,12 @@ def diagnose(run_dir):
 
 
 def load_config(run_dir):
+    """The Config of the run in run_dir; ConfigError if it holds no run (no config.json, progress.csv)."""
+    missing = [name for name in ("config.json", "progress.csv") if not os.path.isfile(os.path.join(run_dir, name))]
+    if missing:
+        raise ConfigError(f"{run_dir} holds no run ({' and '.join(missing)} missing): explain takes a "
+                                f"directory that train wrote, or a column of progress.csv")
     path = os.path.join(run_dir, "config.json")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{run_dir} is not a run directory: {path} does not exist")
     with open(path) as f:
         saved = json.load(f)
     return algo_module(saved.pop("algorithm")).Config(**saved)

@@ -59,7 +59,7 @@ def settings_line(module, config):
         what = (f"no preset for {config.env}: the defaults, calibrated for {home}, run instead "
                 f"(results may be poor; docs/results.md lists the calibrated pairs)")
     base = {**defaults, **(preset or {})}
-    changed = [f"{k}={cli_value(getattr(config, k))}" for k in base
+    changed = [f"{k}={cli_value(getattr(config, k))}" for k in sorted(base)
                if k not in ("env", "seed", "total_steps") and getattr(config, k) != base[k]]
     return "settings: " + what + (f"; changed: {' '.join(changed)}" if changed else "")
 
@@ -115,7 +115,7 @@ class Display:
             self.bar.update(steps - self.bar.n)
             return
         elapsed, done = now - self.t0, steps - self.start
-        left = (self.total - steps) * elapsed / done if done > 0 else float("nan")
+        left = max(self.total - steps, 0) * elapsed / done if done > 0 else float("nan")
         _err(f"{steps:,}/{self.total:,} env steps ({100 * steps / self.total:.0f}%), {elapsed:.0f} s, "
              f"about {fmt(left, '.0f')} s left; {latest}")
 

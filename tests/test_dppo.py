@@ -160,7 +160,9 @@ def test_sigint_stops_every_rank_after_the_same_iteration_and_resume_continues_b
 def test_an_error_on_one_rank_ends_the_whole_job():
     done = mpiexec(sys.executable, os.path.join(ROOT, "tests", "mpi_dppo.py"), "abort", timeout=60)
     assert done.returncode != 0
-    assert "error on rank 1 of 2: NonFiniteError: planted on rank 1; aborting the MPI job" in done.stderr
+    # an error raised in an update carries the setting to lower (rlref/health.py) before "; aborting"
+    assert "error on rank 1 of 2: NonFiniteError: planted on rank 1. Likely cause: updates too large" in done.stderr
+    assert "e.g. --set lr=0.0005; aborting the MPI job" in done.stderr
 
 
 def test_the_beta_vote_at_its_boundaries():

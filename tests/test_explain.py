@@ -66,7 +66,7 @@ def test_each_rule_fires_once_from_where_its_streak_began_and_not_one_iteration_
 
 
 def test_the_entropy_rule_needs_a_low_return_and_knows_the_gaussian_scale():
-    solved_then_deterministic = plant(healthy_rows(), "entropy", 0.001, N - 30, 30)   # return near 500 there
+    solved_then_deterministic = plant(healthy_rows(), "entropy", 0.001, N - 9, 10)    # return above 475 there
     assert findings(solved_then_deterministic) == []
     assert findings(plant(healthy_rows(), "entropy", 0.001, 40, 20), threshold=None) == []   # low: unknown
     # a Gaussian's entropy is D (log_std + log(2 pi e) / 2): 1.42 per dimension at log_std 0; the rule
@@ -119,6 +119,12 @@ def test_explain_prints_the_table_a_column_and_refuses_anything_else():
     assert len(one.stdout.strip().splitlines()) == 3
     bad = cli("explain", "clipfrac")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "'clipfrac'" in bad.stderr
+
+
+def test_explain_on_a_folder_without_a_run_is_one_line(tmp_path):
+    done = cli("explain", str(tmp_path))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith("error: ConfigError: ") and "config.json and progress.csv missing" in done.stderr
 
 
 def test_docs_page_is_the_code_table():

@@ -3,6 +3,7 @@ and the CartPole defaults instead), the bar or the plain lines, --verbose and --
 screen, one window for return_mean and length_mean, the closing summary, and one clear line when
 an update overflows."""
 import io
+import re
 import sys
 from types import SimpleNamespace
 
@@ -16,11 +17,11 @@ from rlref.train import train
 
 
 def test_the_header_says_which_settings_run():
-    module = SimpleNamespace(Config=ppo.Config, PRESETS={"Pendulum-v1": {"lr": 1e-3, "num_envs": 8}})
+    module = SimpleNamespace(Config=ppo.Config, PRESETS={"Pendulum-v1": {"lr": 1e-3, "epochs": 10}})
     assert settings_line(module, ppo.Config()) == "settings: the defaults (calibrated for CartPole-v1)"
-    assert settings_line(module, ppo.Config(env="Pendulum-v1", lr=1e-3, num_envs=8)) == \
+    assert settings_line(module, ppo.Config(env="Pendulum-v1", lr=1e-3, epochs=10)) == \
         "settings: the preset for Pendulum-v1"
-    line = settings_line(module, ppo.Config(env="Pendulum-v1", lr=5e-4, num_envs=8, hidden=(32, 32),
+    line = settings_line(module, ppo.Config(env="Pendulum-v1", lr=5e-4, epochs=10, hidden=(32, 32),
                                             normalize_obs=True, seed=3, total_steps=7))
     assert line == "settings: the preset for Pendulum-v1; changed: hidden=32,32 lr=0.0005 normalize_obs=true"
     none = settings_line(module, ppo.Config(env="Acrobot-v1"))
@@ -50,7 +51,7 @@ def test_verbose_prints_a_line_per_iteration_and_no_nan(tmp_path):
     assert "nan" not in (done.stdout + done.stderr).lower()
     header = done.stderr.splitlines()
     assert header[0].startswith("ppo on CartPole-v1, seed 0: 1,536 env steps") and str(tmp_path) in header[0]
-    assert header[1] == "settings: the defaults (calibrated for CartPole-v1)"
+    assert header[1] == "settings: the defaults (calibrated for CartPole-v1); changed: eval_episodes=2"
 
 
 def test_quiet_prints_only_the_summary_and_the_summary_says_it_all(tmp_path):
@@ -73,13 +74,13 @@ def test_a_terminal_gets_a_bar_over_env_steps_and_a_pipe_gets_a_plain_line(tmp_p
     monkeypatch.setattr(sys, "stderr", Terminal())
     train("ppo", ppo.Config(total_steps=1536, eval_episodes=1), str(tmp_path / "tty"))
     shown = sys.stderr.getvalue()
-    assert "1.54k/1.54k" in shown and "return" in shown and " kl " in shown and "nan" not in shown
+    assert "/1.54k [" in shown and "return" in shown and " kl " in shown and "nan" not in shown
     monkeypatch.setattr(progress, "PLAIN_EVERY_S", 0.0)
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     train("ppo", ppo.Config(total_steps=1536, eval_episodes=1), str(tmp_path / "pipe"))
-    lines = [line for line in sys.stderr.getvalue().splitlines() if "/1,536 env steps (" in line]
-    assert len(lines) == len(read_progress(tmp_path / "pipe")["iteration"])
-    assert lines[-1].startswith("1,500/1,536 env steps (100%)") and "nan" not in sys.stderr.getvalue()
+    plain = re.compile(r"[\d,]+/1,536 env steps \(\d+%\), \d+ s, about (\d+|-) s left; return +(-|[\d.]+)  kl ")
+    lines = [line for line in sys.stderr.getvalue().splitlines() if plain.match(line)]
+    assert len(lines) == len(read_progress(tmp_path / "pipe")["iteration"]) and "nan" not in sys.stderr.getvalue()
 
 
 def test_an_overflowing_update_ends_in_one_line_that_names_the_setting(tmp_path):
