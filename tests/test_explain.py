@@ -26,7 +26,7 @@ def healthy_rows(n=N):
              "return_mean": float("nan") if i == 0 else ret[i], "return_std": float("nan") if i == 0 else 5.0,
              "length_mean": float("nan") if i == 0 else ret[i], "loss_pi": -0.01, "loss_v": 3.0,
              "entropy": 0.69 - 0.5 * t[i], "kl": 0.01 + 0.005 * math.sin(i), "clip_frac": 0.15,
-             "explained_var": -0.2 if i < 5 else 0.5 + 0.4 * t[i]} for i in range(n)]
+             "explained_var": -0.2 if i < 5 else 0.05 + 0.9 * t[i]} for i in range(n)]
 
 
 def findings(rows, config=None, threshold=475.0, gaussian=False, act_dim=2):
@@ -48,15 +48,16 @@ def test_a_healthy_log_is_silent():
     assert findings(healthy_rows()) == []
 
 
-@pytest.mark.parametrize("column, value, streak, rule", [
-    ("entropy", 0.001, 5, "entropy_collapse"),
-    ("kl", 0.2, 10, "kl_far_above"),
-    ("explained_var", -0.5, 30, "critic_useless"),
-    ("clip_frac", 0.9, 5, "clip_saturated"),
-    ("loss_v", float("inf"), 1, "non_finite"),
+@pytest.mark.parametrize("column, value, near, streak, rule", [
+    ("entropy", 0.001, 0.0075, 5, "entropy_collapse"),       # 1% of log 2 = 0.00693
+    ("kl", 0.2, 0.099, 10, "kl_far_above"),                  # 10 x kl_target = 0.1
+    ("explained_var", -0.5, 0.001, 30, "critic_useless"),
+    ("clip_frac", 0.9, 0.79, 5, "clip_saturated"),
+    ("loss_v", float("inf"), 1e300, 1, "non_finite"),
 ])
-def test_each_rule_fires_once_from_where_its_streak_began_and_not_one_iteration_short(column, value, streak, rule):
+def test_each_rule_fires_once_from_where_its_streak_began_and_not_one_iteration_short(column, value, near, streak, rule):
     start = 40
+    assert findings(plant(healthy_rows(), column, near, start, 3 * streak)) == []      # just inside the range
     flagged = findings(plant(healthy_rows(), column, value, start, streak + 20))
     assert [(f.rule, f.iteration, f.env_steps) for f in flagged] == [(rule, start, 128 * start)]
     if streak > 1:
