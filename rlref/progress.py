@@ -25,7 +25,7 @@ import time
 from rlref.health import Watch, where
 
 PLAIN_EVERY_S = 10.0                    # a plain progress line this often when stderr is no terminal
-BAR_EVERY_S = 0.2                       # the bar's redraw
+BAR_EVERY_S = 0.5                       # the bar's redraw
 
 
 def fmt(x, spec=".1f"):
