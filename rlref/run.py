@@ -159,8 +159,8 @@ class Run:
         return self.env_steps / self.config.total_steps
 
     def n_iterations(self):
-        """The number of iterations the budget takes (an estimate for episodes: for the bar)."""
-        return -(-self.config.total_steps // (self.config.num_envs * self.T))
+        """The number of iterations the budget takes, over all workers (for episodes, the fewest)."""
+        return -(-self.config.total_steps // (self.config.num_envs * self.T * self.workers.size))
 
     def wall_s(self):
         return self._wall0 + time.perf_counter() - self._t0
