@@ -57,7 +57,8 @@ def settings_line(module, config):
         what = f"the defaults (calibrated for {home})"
     else:
         what = (f"no preset for {config.env}: the defaults, calibrated for {home}, run instead "
-                f"(results may be poor; docs/results.md lists the calibrated pairs)")
+                f"(results may be poor; the PRESETS of {module.__name__.replace('.', '/')}.py list "
+                f"the envs it has settings for)")
     base = {**defaults, **(preset or {})}
     changed = [f"{k}={cli_value(getattr(config, k))}" for k in sorted(base)
                if k not in ("env", "seed", "total_steps") and getattr(config, k) != base[k]]
@@ -83,7 +84,7 @@ class Display:
                  else f"{config.num_envs} whole episodes") + (f" on each of {run.workers.size} workers"
                                                                if run.workers.size > 1 else "")
         _err(f"{run.algo} on {config.env}, seed {config.seed}: {self.total:,} env steps "
-             f"(~{run.n_iterations()} iterations of {batch}) -> {out_dir}")
+             f"(~{run.n_iterations()} iteration{'s' if run.n_iterations() != 1 else ''} of {batch}) -> {out_dir}")
         _err(settings_line(run.module, config))
         if run.note:
             _err(run.note)

@@ -17,7 +17,8 @@ from rlref.train import train
 
 
 def test_the_header_says_which_settings_run():
-    module = SimpleNamespace(Config=ppo.Config, PRESETS={"Pendulum-v1": {"lr": 1e-3, "epochs": 10}})
+    module = SimpleNamespace(__name__="rlref.algos.ppo", Config=ppo.Config,
+                             PRESETS={"Pendulum-v1": {"lr": 1e-3, "epochs": 10}})
     assert settings_line(module, ppo.Config()) == "settings: the defaults (calibrated for CartPole-v1)"
     assert settings_line(module, ppo.Config(env="Pendulum-v1", lr=1e-3, epochs=10)) == \
         "settings: the preset for Pendulum-v1"
@@ -26,6 +27,7 @@ def test_the_header_says_which_settings_run():
     assert line == "settings: the preset for Pendulum-v1; changed: hidden=32,32 lr=0.0005 normalize_obs=true"
     none = settings_line(module, ppo.Config(env="Acrobot-v1"))
     assert none.startswith("settings: no preset for Acrobot-v1: the defaults, calibrated for CartPole-v1, run instead")
+    assert "the PRESETS of rlref/algos/ppo.py list the envs it has settings for" in none
 
 
 def test_a_value_not_defined_yet_is_a_dash_as_wide_as_a_number():
