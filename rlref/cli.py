@@ -1,6 +1,7 @@
 """The command line (python -m rlref ...):
 
-    train ALGO [--env ID] [--seed S] [--total-steps N] [--out DIR] [--set key=value ...] [--quiet | --verbose] [--overwrite]
+    train ALGO [--env ID] [--seed S] [--total-steps N] [--out DIR] [--set key=value ...] [--overwrite]
+          [--quiet | --verbose]
     train --resume DIR [--quiet | --verbose]
     explain [COLUMN | RUN_DIR]
     evaluate DIR [--episodes 20] [--video FILE.gif|FILE.mp4 [--video-episodes 1]]

@@ -55,7 +55,7 @@ def test_a_healthy_log_is_silent():
     ("clip_frac", 0.9, 0.79, 5, "clip_saturated"),
     ("loss_v", float("inf"), 1e300, 1, "non_finite"),
 ])
-def test_each_rule_fires_once_from_where_its_streak_began_and_not_one_iteration_short(column, value, near, streak, rule):
+def test_each_rule_fires_once_from_where_its_streak_began_and_not_before(column, value, near, streak, rule):
     start = 40
     assert findings(plant(healthy_rows(), column, near, start, 3 * streak)) == []      # just inside the range
     flagged = findings(plant(healthy_rows(), column, value, start, streak + 20))
@@ -97,7 +97,8 @@ def test_the_messages_say_the_cause_and_the_setting_in_command_line_syntax():
 
 
 def write_run(tmp_path, rows, algo="ppo", env="CartPole-v1"):
-    (tmp_path / "config.json").write_text(json.dumps({"algorithm": algo, **algo_module(algo).Config(env=env).to_dict()}))
+    config = {"algorithm": algo, **algo_module(algo).Config(env=env).to_dict()}
+    (tmp_path / "config.json").write_text(json.dumps(config))
     names = list(rows[0])
     lines = [",".join(names)] + [",".join(repr(float(r[k])) if k != "iteration" else str(r[k]) for k in names)
                                  for r in rows]
@@ -130,7 +131,8 @@ def test_explain_on_a_folder_without_a_run_is_one_line(tmp_path):
 
 def test_docs_page_is_the_code_table():
     with open(os.path.join(ROOT, "docs", "run_columns.md")) as f:
-        assert f.read() == markdown(), "regenerate: python -c 'from rlref.columns import markdown; print(markdown(), end=\"\")' > docs/run_columns.md"
+        assert f.read() == markdown(), ("regenerate it: python -c 'from rlref.columns import markdown; "
+                                        "print(markdown(), end=\"\")' > docs/run_columns.md")
 
 
 def test_every_logged_column_is_documented(tmp_path):

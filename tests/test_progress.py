@@ -90,4 +90,5 @@ def test_an_overflowing_update_ends_in_one_line_that_names_the_setting(tmp_path)
                "--out", str(tmp_path))
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "RuntimeWarning" not in done.stderr, done.stderr
-    assert done.stderr.startswith("error: NonFiniteError: ") and "lower lr (now 1e+06), e.g. --set lr=100000" in done.stderr
+    assert done.stderr.startswith("error: NonFiniteError: ")
+    assert "lower lr (now 1e+06), e.g. --set lr=100000" in done.stderr
