@@ -218,10 +218,13 @@ def _env_facts(env_id):
 def report(run_dir):
     """What `explain RUN_DIR` prints: each finding with its start, or that nothing looks unhealthy."""
     findings, config = diagnose(run_dir)
-    progress = read_progress(run_dir, last_row_only=True)
-    rows = int(progress["iteration"][0]) if progress.get("iteration") else 0
-    head = f"{run_dir}: {rows} iterations of {config.env}"
+    last = {k: v[0] for k, v in read_progress(run_dir, last_row_only=True).items()}
+    with open(os.path.join(run_dir, "config.json")) as f:
+        algo = json.load(f)["algorithm"]
+    head = (f"{run_dir}: {algo} on {config.env}, seed {config.seed}, {int(last.get('iteration', 0))} iterations "
+            f"({int(last.get('env_steps', 0))} of {config.total_steps} env steps)")
+    from rlref.progress import settings_line
+    head += "\n" + settings_line(algo_module(algo), config)
     if not findings:
-        return head + "; nothing looks unhealthy (python -m rlref explain lists the columns and their healthy ranges)"
-    return "\n".join([head + f"; {len(findings)} thing(s) look unhealthy:"]
-                     + [f"- {where(f)}: {f.text}" for f in findings])
+        return head + "\nnothing looks unhealthy (python -m rlref explain lists the columns and their healthy ranges)"
+    return "\n".join([head, f"{len(findings)} thing(s) look unhealthy:"] + [f"- {where(f)}: {f.text}" for f in findings])
