@@ -1,15 +1,21 @@
 """The command line (python -m rlref ...):
 
     train ALGO [--env ID] [--seed S] [--total-steps N] [--out DIR] [--set key=value ...] [--quiet] [--overwrite]
+    train ALGO [--env ID] [--set key=value ...] --show-config    (the settings it would run, and exit)
     train --resume DIR [--quiet]
-    evaluate DIR [--episodes 20] [--video FILE.gif|FILE.mp4 [--video-episodes 1]]
-    plot DIR [DIR ...] -o figures/NAME.png
+    evaluate DIR [--episodes 20] [--json] [--video FILE.gif|FILE.mp4 [--video-episodes 1]]
+    plot DIR [DIR ...] [-o figures/NAME.png]             (one DIR: DIR/learning_curve.png by default)
     gradcheck [--seed S]
+    bench --algos ALGO ... --envs ID ... --seeds N --out DIR [--steps S] [--jobs J] [--set key=value ...]
     homework list | make --out DIR (--exercises TAG ... | --all) | grade [SUBMISSION] [--json FILE] | autograder --out ZIP
+    site --out DIR
 
-Errors: a named rlref error (ConfigError, UnsupportedSpaceError, NonFiniteError, CheckpointError,
-...) is printed as one line, "error: ConfigError: gamma must be in [0.0, 1.0], got 1.5", with exit
-code 2; --debug shows its traceback instead. Any other exception keeps its traceback.
+ID is a gymnasium id (CartPole-v1) or module:Env-v0 for a custom env that `import module` registers.
+
+Errors: a mistake in the command (argparse's) or a named rlref error (ConfigError,
+UnsupportedSpaceError, NonFiniteError, CheckpointError, ...) is printed as one line, "error:
+ConfigError: gamma must be in [0.0, 1.0], got 1.5", with exit code 2, before anything is written;
+--debug shows an rlref error's traceback instead. Any other exception keeps its traceback.
 
 A training run stopped by SIGINT (Ctrl-C) or SIGTERM finishes its iteration, saves a checkpoint,
 prints how to resume, and exits with 128 + the signal's number (130, 143), as a shell reports a
@@ -29,18 +35,55 @@ def resolve_config(algo, env=None, seed=None, total_steps=None, sets=()):
     """The Config that `train ALGO [--env ENV] [--seed S] [--total-steps N] [--set key=value ...]`
     runs (bench plans its runs with it too). An algorithm may keep per-env settings (PRESETS, like
     RL-Zoo's tables), chosen by the env that will run (--env, or --set env=...); --set and then the
-    flags override them. A bad setting raises ConfigError."""
-    from rlref.config import parse_value
+    flags override them. A bad setting or an unknown env id raises ConfigError."""
+    return resolve_settings(algo, env, seed, total_steps, sets)[0]
+
+
+def resolve_settings(algo, env=None, seed=None, total_steps=None, sets=()):
+    """(config, sources, preset): resolve_config's Config, where each setting came from ("default",
+    "preset", "--set", "--env", "--seed" or "--total-steps") and the env whose preset applied (None).
+    A flag and a --set of the same setting that disagree are refused."""
+    from rlref.config import format_value, parse_value
+    from rlref.envs import env_spec
     module = algo_module(algo)
-    settings = {}
+    settings, sources = {}, {}
     for item in sets:
         key, sep, text = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set takes key=value, got {item!r}")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set takes key=value (like --set lr=0.01), got {item!r}")
         settings[key.strip()] = parse_value(module.Config, key.strip(), text.strip())
-    settings.update({k: v for k, v in (("env", env), ("seed", seed), ("total_steps", total_steps)) if v is not None})
+        sources[key.strip()] = "--set"
+    for key, value in (("env", env), ("seed", seed), ("total_steps", total_steps)):
+        flag = "--" + key.replace("_", "-")
+        if value is not None and key in settings and settings[key] != value:
+            raise ConfigError(f"{flag} {format_value(value)} and --set {key}={format_value(settings[key])} "
+                              f"disagree; give the {key.replace('_', ' ')} once")
+        if value is not None:
+            settings[key], sources[key] = value, flag
     env = settings.get("env", module.Config.env)
-    return module.Config(**{**getattr(module, "PRESETS", {}).get(env, {}), **settings})   # validates
+    env_spec(env)                                               # an unknown env id: one line, before anything
+    preset = getattr(module, "PRESETS", {}).get(env)
+    config = module.Config(**{**(preset or {}), **settings})   # validates
+    for key in (preset or {}):
+        sources.setdefault(key, "preset")
+    return config, {key: sources.get(key, "default") for key in config.to_dict()}, (env if preset else None)
+
+
+def show_config(algo, env=None, seed=None, total_steps=None, sets=()):
+    """The lines of `train ... --show-config`: every setting with its value as --set takes it, where
+    it came from and what it means (the Config's field comments: rlref/config.py's meanings)."""
+    from rlref.config import format_value, meanings
+    config, sources, preset = resolve_settings(algo, env, seed, total_steps, sets)
+    about = meanings(type(config))
+    rows = [(key, format_value(value), sources[key], about[key]) for key, value in config.to_dict().items()]
+    widths = [max(len(row[i]) for row in rows + [("setting", "value", "from", "")]) for i in range(3)]
+    head = (f"{algo} on {config.env}: "
+            + (f"the defaults under its {preset} preset (PRESETS in rlref/algos/{algo}.py)" if preset else
+               f"the defaults ({algo} has no preset for {config.env})")
+            + ", then --set and the flags; change any with --set KEY=VALUE")
+    table = [f"  {k:<{widths[0]}}  {v:<{widths[1]}}  {src:<{widths[2]}}  {m}".rstrip()
+             for k, v, src, m in [("setting", "value", "from", "meaning")] + rows]
+    return [head] + table
 
 
 def cmd_train(args):
@@ -48,16 +91,38 @@ def cmd_train(args):
     if args.resume:
         given = [name for name, value in (("ALGO", args.algo), ("--env", args.env), ("--seed", args.seed),
                                           ("--total-steps", args.total_steps), ("--out", args.out),
-                                          ("--set", args.set), ("--overwrite", args.overwrite)) if value]
+                                          ("--set", args.set), ("--overwrite", args.overwrite),
+                                          ("--show-config", args.show_config)) if value]
         if given:
-            raise ConfigError(f"--resume continues a run exactly as it was configured, so it takes no "
-                              f"{', '.join(given)}; only --quiet may be added")
+            raise ConfigError(f"--resume continues a run exactly as it was configured (its config.json), so it "
+                              f"takes no {', '.join(given)}; only --quiet may be added")
         return _report(resume(args.resume, quiet=args.quiet), args.resume)
     if args.algo is None:
         raise ConfigError("train needs ALGO (one of " + ", ".join(ALGOS) + ") or --resume DIR")
+    if args.show_config:
+        print("\n".join(show_config(args.algo, args.env, args.seed, args.total_steps, args.set)))
+        return 0
     config = resolve_config(args.algo, args.env, args.seed, args.total_steps, args.set)
-    out = args.out or os.path.join("runs", f"{args.algo}-{config.env}-s{config.seed}")
+    out = args.out or default_out(args.algo, config)
+    check_out_dir(out)
     return _report(train(args.algo, config, out, quiet=args.quiet, overwrite=args.overwrite), out)
+
+
+def default_out(algo, config):
+    """runs/ALGO-ENV-sSEED, ENV without a custom env's module: and with / (a namespace) as _."""
+    env = config.env.rpartition(":")[2].replace("/", "_")
+    return os.path.join("runs", f"{algo}-{env}-s{config.seed}")
+
+
+def check_out_dir(out, flag="--out"):
+    """Refuse an output folder that is a file, or lies under one, before anything runs."""
+    from rlref.errors import RunDirectoryError
+    path = os.path.abspath(out)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        raise RunDirectoryError(f"{flag} {out} must be a folder, but {path} is a file; nothing was written. "
+                                f"Choose another {flag} DIR")
 
 
 def _report(summary, out):
@@ -75,6 +140,7 @@ def _report(summary, out):
 
 
 def cmd_evaluate(args):
+    from rlref.envs import solved_threshold
     from rlref.seeding import eval_seed
     from rlref.train import evaluate, load_run
     trained = load_run(args.dir)
@@ -88,17 +154,26 @@ def cmd_evaluate(args):
               + ", ".join(f"{r:.1f}" for r in returns))
         return 0
     returns = evaluate(trained, config.env, episodes, seed)
-    print(json.dumps({"eval_return_mean": float(returns.mean()), "eval_return_std": float(returns.std()),
-                      "eval_episodes": episodes, "returns": returns.tolist()}))
+    threshold = solved_threshold(config.env)
+    if args.json:
+        print(json.dumps({"env": config.env, "eval_return_mean": float(returns.mean()),
+                          "eval_return_std": float(returns.std()), "eval_return_min": float(returns.min()),
+                          "eval_return_max": float(returns.max()), "eval_episodes": episodes,
+                          "threshold": threshold, "returns": returns.tolist()}))
+        return 0
+    verdict = ("; the env has no solved threshold" if threshold is None else
+               f"; the env's solved threshold {threshold:g}: {'reached' if returns.mean() >= threshold else 'not reached'}")
+    print(f"{config.env}, {episodes} deterministic episodes: return "
+          f"{returns.mean():.1f} +- {returns.std():.1f} (min {returns.min():.1f}, max {returns.max():.1f}){verdict}")
     return 0
 
 
 def cmd_plot(args):
-    from rlref.plot import plot_runs
-    from rlref.envs import solved_threshold
-    with open(os.path.join(args.dirs[0], "config.json")) as f:
-        env = json.load(f)["env"]
-    print(plot_runs(args.dirs, args.o, threshold=solved_threshold(env), title=args.title))
+    from rlref.plot import figure_path, plot_runs, read_progress, run_thresholds
+    for run_dir in args.dirs:                             # each DIR is a run (RunNotFoundError), before the -o checks
+        read_progress(run_dir, last_row_only=True)
+    out = figure_path(args.o, args.dirs)
+    print(plot_runs(args.dirs, out, threshold=run_thresholds(args.dirs), title=args.title))
     return 0
 
 
@@ -114,16 +189,43 @@ def cmd_bench(args):
     return bench(args)
 
 
-def _steps(text):
-    """An env-step count, also written 1e6 or 1_000_000."""
-    value = float(text.replace("_", ""))
-    if not value.is_integer() or value < 1:
-        raise argparse.ArgumentTypeError(f"--steps must be a whole number of env steps >= 1, got {text!r}")
-    return int(value)
+def whole(flag, low):
+    """An argparse type: a whole number >= low, also written 1e6 or 1_000_000 (a 1.5 is refused)."""
+    from rlref.config import whole_number
+
+    def parse(text):
+        try:
+            value = whole_number(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, got {text}")
+        return value
+    parse.__name__ = "whole number"
+    return parse
+
+
+_steps = whole("--steps", 1)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a mistake as one line, "error: ...", with exit 2, and a "did you mean"
+    for a mistyped choice; the usage stays on --help."""
+
+    def error(self, message):
+        import difflib
+        import re
+        found = re.match(r"argument (\S+): invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if found:
+            choices = re.findall(r"'([^']*)'", found.group(3))
+            close = difflib.get_close_matches(found.group(2), choices, n=1)
+            message = (f"argument {found.group(1)}: {found.group(2)!r} is not one of {', '.join(choices)}"
+                       + (f"; did you mean {close[0]}?" if close else ""))
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m rlref", description="rlref: policy gradients in NumPy",
+    parser = OneLineParser(prog="python -m rlref", description="rlref: policy gradients in NumPy",
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the traceback of an rlref error")
@@ -131,8 +233,9 @@ def build_parser():
     p = sub.add_parser("train", help="train an agent and write a run directory", parents=[common])
     p.add_argument("algo", nargs="?", choices=ALGOS, help="the algorithm: " + ", ".join(ALGOS))
     p.add_argument("--env", default=None, help="gymnasium id (default: the algorithm's, CartPole-v1)")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--total-steps", dest="total_steps", type=int, default=None)
+    p.add_argument("--seed", type=whole("--seed", 0), default=None, help="the run's seed (default 0)")
+    p.add_argument("--total-steps", dest="total_steps", type=whole("--total-steps", 1), default=None,
+                   help="budget of env steps, e.g. 100000 or 1e5 (default: the preset's or the Config's)")
     p.add_argument("--out", default=None, help="run directory (default runs/ALGO-ENV-sSEED)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field of the algorithm's Config (repeatable)")
@@ -140,17 +243,26 @@ def build_parser():
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (refused otherwise)")
     p.add_argument("--resume", metavar="DIR", default=None,
                    help="continue the run in DIR from its last checkpoint, as it was configured")
+    p.add_argument("--show-config", dest="show_config", action="store_true",
+                   help="print every setting this command would train with (value, from default, preset or "
+                        "--set, meaning) and exit without training")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("evaluate", help="deterministic evaluation of a saved run", parents=[common])
     p.add_argument("dir")
-    p.add_argument("--episodes", type=int, default=None)
+    p.add_argument("--episodes", type=whole("--episodes", 1), default=None,
+                   help="episodes to evaluate (default: the run's eval_episodes)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON line (with every return)")
     p.add_argument("--video", metavar="FILE", default=None,
-                   help="draw deterministic episodes into FILE.gif (or .mp4 with ffmpeg) instead of evaluating")
-    p.add_argument("--video-episodes", dest="video_episodes", type=int, default=1, help="episodes in the video (1)")
+                   help="draw deterministic episodes into FILE.gif (or .mp4 with ffmpeg) instead of evaluating; "
+                        "needs the envs extra (pygame draws the classic-control envs): "
+                        "pip install -r requirements-envs.txt")
+    p.add_argument("--video-episodes", dest="video_episodes", type=whole("--video-episodes", 1), default=1,
+                   help="episodes in the video (1)")
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("plot", help="learning curves of run directories", parents=[common])
     p.add_argument("dirs", nargs="+")
-    p.add_argument("-o", required=True, help="output image, e.g. figures/cartpole.png")
+    p.add_argument("-o", default=None, help="output image, e.g. figures/cartpole.png (.png is added to a name "
+                   "without a suffix; default for one DIR: DIR/learning_curve.png)")
     p.add_argument("--title", default=None)
     p.set_defaults(func=cmd_plot)
     p = sub.add_parser("gradcheck", help="check every hand-derived gradient against finite differences", parents=[common])
@@ -162,10 +274,10 @@ def build_parser():
                                    "Finished runs are reused, stopped ones resumed (rlref/bench.py).")
     p.add_argument("--algos", nargs="+", choices=ALGOS, metavar="ALGO", help="algorithms: " + ", ".join(ALGOS))
     p.add_argument("--envs", nargs="+", metavar="ID", help="gymnasium ids")
-    p.add_argument("--seeds", type=int, default=None, help="number of seeds per (algorithm, env)")
-    p.add_argument("--first-seed", dest="first_seed", type=int, default=1, help="seeds K, K+1, ... (default 1)")
+    p.add_argument("--seeds", type=whole("--seeds", 1), default=None, help="number of seeds per (algorithm, env)")
+    p.add_argument("--first-seed", dest="first_seed", type=whole("--first-seed", 0), default=1, help="seeds K, K+1, ... (default 1)")
     p.add_argument("--steps", type=_steps, default=None, help="env steps per run (default: the preset's budget)")
-    p.add_argument("--jobs", type=int, default=None, help="runs at once (default: one per core)")
+    p.add_argument("--jobs", type=whole("--jobs", 1), default=None, help="runs at once (default: one per core)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to every run's train")
     p.add_argument("--out", required=True, help="bench folder: runs/, logs/, figures/, results.md, results.json")
     p.add_argument("--report-only", dest="report_only", action="store_true",

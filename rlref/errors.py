@@ -34,6 +34,14 @@ class RunDirectoryError(RlrefError, FileExistsError):
     """Training into a directory that already holds a run (which would be lost) without --overwrite."""
 
 
+class RunNotFoundError(RlrefError, FileNotFoundError):
+    """A folder given as a run directory holds no run (no progress.csv): plot, explain."""
+
+
+class PlotError(RlrefError, ValueError):
+    """A figure that cannot be drawn as asked: nothing to plot yet, or an output path that will not do."""
+
+
 class BenchMismatchError(RlrefError, FileExistsError):
     """`bench --out DIR` where a run directory of the grid already holds a run made with other
     settings than the bench would use (it is never mixed into the table, nor replaced)."""

@@ -1,5 +1,6 @@
 """Learning curves from run directories: return_mean against env_steps, one line per run."""
 import json
+import math
 import os
 
 import matplotlib
@@ -7,26 +8,89 @@ import matplotlib
 matplotlib.use("Agg")                     # files only; works without a display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from rlref.errors import PlotError, RlrefError  # noqa: E402
 from rlref.rundir import read_progress  # noqa: E402  (the one reader of progress.csv; notebooks import it from here)
+
+DEFAULT_NAME = "learning_curve.png"       # `plot DIR` without -o writes DIR/learning_curve.png
+LINE_STYLES = ("--", ":", "-.", (0, (6, 2, 1, 2, 1, 2)))     # one per env's threshold line
+
+
+def _config(run_dir):
+    try:
+        with open(os.path.join(run_dir, "config.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
 
 
 def _label(run_dir):
-    try:
-        with open(os.path.join(run_dir, "config.json")) as f:
-            c = json.load(f)
+    c = _config(run_dir)
+    if {"algorithm", "env", "seed"} <= set(c):
         return f"{c['algorithm']} {c['env']} seed {c['seed']}"
-    except (OSError, KeyError, ValueError):
-        return os.path.basename(os.path.normpath(run_dir))
+    return os.path.basename(os.path.normpath(run_dir))
+
+
+def run_thresholds(run_dirs):
+    """{env: its solved threshold} over the envs of run_dirs (from their config.json), envs without
+    a threshold (or not known here) left out."""
+    from rlref.envs import solved_threshold
+    envs = sorted({_config(d).get("env") for d in run_dirs} - {None})
+    found = {}
+    for env in envs:
+        try:
+            found[env] = solved_threshold(env)
+        except RlrefError:                # an env this machine cannot look up: no line, still a figure
+            continue
+    return {env: t for env, t in found.items() if t is not None}
+
+
+def figure_path(out, run_dirs):
+    """Where `plot DIRS [-o OUT]` writes: DIR/learning_curve.png for one DIR without -o; OUT with .png
+    added when it has no suffix, or OUT/learning_curve.png when OUT is a folder. PlotError, before
+    anything is read or written, for several DIRs without -o, a folder that does not exist, or a
+    format matplotlib cannot write."""
+    if out is None:
+        if len(run_dirs) != 1:
+            raise PlotError(f"{len(run_dirs)} run directories: name the figure with -o FILE.png (without -o, "
+                            f"one DIR's figure goes to DIR/{DEFAULT_NAME})")
+        out = os.path.join(run_dirs[0], DEFAULT_NAME)
+    elif os.path.isdir(out):
+        out = os.path.join(out, DEFAULT_NAME)
+    root, suffix = os.path.splitext(out)
+    formats = plt.gcf().canvas.get_supported_filetypes()
+    plt.close("all")
+    if not suffix:
+        out = root + ".png"
+    elif suffix[1:].lower() not in formats:
+        raise PlotError(f"-o {out}: matplotlib cannot write {suffix} files; use one of "
+                        f"{', '.join('.' + f for f in sorted(formats))} (.png is added to a name without one)")
+    folder = os.path.dirname(out) or "."
+    if not os.path.isdir(folder):
+        raise PlotError(f"-o {out}: the folder {folder} does not exist; nothing was written (make it first, or "
+                        f"choose another -o)")
+    return out
 
 
 def plot_runs(run_dirs, out_path, y="return_mean", threshold=None, title=None):
-    """Save a figure of y against env_steps for every run; returns out_path."""
+    """Save a figure of y against env_steps for every run; returns out_path. threshold: a number, or
+    {env: number} for a dashed line per env. PlotError when no run has a finite y yet (no finished
+    episode): no empty figure is written."""
+    curves = {run_dir: read_progress(run_dir) for run_dir in run_dirs}   # every DIR is a run, or nothing is drawn
+    empty = [d for d, p in curves.items() if not any(math.isfinite(v) for v in p.get(y, []))]
+    if len(empty) == len(run_dirs):
+        raise PlotError(f"nothing to plot: {', '.join(empty)} {'has' if len(empty) == 1 else 'have'} no "
+                        f"finished episode yet ({y} is empty until one ends); train longer, then plot again")
     fig, ax = plt.subplots(figsize=(7, 4))
-    for run_dir in run_dirs:
-        p = read_progress(run_dir)
-        ax.plot(p["env_steps"], p[y], label=_label(run_dir), lw=1.2)
+    for run_dir, p in curves.items():
+        label = _label(run_dir) + (" (no finished episode)" if run_dir in empty else "")
+        ax.plot(p["env_steps"], p[y], label=label, lw=1.2)
+    thresholds = threshold if isinstance(threshold, dict) else {None: threshold}
+    for i, (env, value) in enumerate(thresholds.items()):
+        if value is not None:
+            name = f"{env} solved" if len(thresholds) > 1 else "solved"
+            ax.axhline(value, color="k", ls=LINE_STYLES[i % len(LINE_STYLES)], lw=0.8, label=f"{name} ({value:g})")
     return finish(fig, ax, out_path, title or "learning curve",
-                  y.replace("_", " ") + (" (last 20 episodes)" if y == "return_mean" else ""), threshold)
+                  y.replace("_", " ") + (" (last 20 episodes)" if y == "return_mean" else ""))
 
 
 def finish(fig, ax, out_path, title, ylabel, threshold=None, threshold_name="solved"):

@@ -15,7 +15,7 @@ import threading
 import time
 
 from rlref import checkpoint
-from rlref.errors import RunDirectoryError
+from rlref.errors import RunDirectoryError, RunNotFoundError
 
 RUN_FILES = ("config.json", "progress.csv", "summary.json", "checkpoint", "checkpoint.old", "checkpoint.new")
 
@@ -101,7 +101,9 @@ def read_progress(run_dir, last_row_only=False):
     4 KB only, so that polling a long run costs what polling a short one does."""
     path = os.path.join(run_dir, "progress.csv")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{run_dir} is not a run directory: {path} does not exist")
+        why = "it has no progress.csv" if os.path.isdir(run_dir) else "it does not exist"
+        raise RunNotFoundError(f"{run_dir} is not a run directory: {why} (train writes one; "
+                               f"python -m rlref train ppo --out DIR)")
     with open(path, "rb") as f:
         header = next(csv.reader([f.readline().decode()]), [])
         if last_row_only:

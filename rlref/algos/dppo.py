@@ -79,7 +79,7 @@ PRESETS = {
 class Config(ppo.Config):
     hidden: tuple = (32, 32)         # DPPO keeps PPO's settings of its calibration (ppo.Config's moved on)
     num_envs: int = 8                # E per worker (T = n_steps steps of each per iteration)
-    n_steps: int = 32                # T
+    n_steps: int = 32                # T: steps per env per iteration
     lr: float = 5e-3                 # Adam step size
     max_grad_norm: float = 0.5       # global-norm clip of the (averaged) gradient
     epochs: int = 10                 # passes over the batch (10 solved more calibration seeds than 5: docs/results.md)
