@@ -186,6 +186,7 @@ def cmd_gradcheck(args):
 
 def cmd_bench(args):
     from rlref.bench import bench
+    check_out_dir(args.out)
     return bench(args)
 
 
@@ -266,7 +267,7 @@ def build_parser():
     p.add_argument("--title", default=None)
     p.set_defaults(func=cmd_plot)
     p = sub.add_parser("gradcheck", help="check every hand-derived gradient against finite differences", parents=[common])
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--seed", type=whole("--seed", 0), default=0, help="seed of the random inputs (default 0)")
     p.set_defaults(func=cmd_gradcheck)
     p = sub.add_parser("bench", help="a grid of runs in parallel; results table and learning curves", parents=[common],
                        description="Train every ALGO x ENV x seed (one `train` process each, presets as on the "

@@ -111,7 +111,9 @@ def require_float(name, value, low=None, high=None, low_open=False, high_open=Fa
 def require_choice(name, value, allowed):
     """One of the allowed values (compared with ==); returns it."""
     if value not in allowed:
-        raise ConfigError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
+        words = [str(a) for a in allowed]
+        raise ConfigError(f"{name} must be one of {', '.join(words[:-1])} or {words[-1]}, got {value!r}"
+                          if len(words) > 1 else f"{name} must be {words[0] if words else 'nothing'}, got {value!r}")
     return value
 
 

@@ -96,6 +96,7 @@ class Run:
         """A new run of algo in run_dir: rank 0 makes the directory (RunDirectoryError if it holds
         a run, unless overwrite) and writes config.json."""
         if workers.rank == 0:
+            spaces_of(envs)                       # an env rlref cannot train is refused before anything is written
             new_run_dir(run_dir, overwrite)
             write_json(run_dir, "config.json", {"algorithm": algo, **config.to_dict()})
         return cls(algo, config, envs, workers)
