@@ -8,6 +8,7 @@ import dataclasses
 import difflib
 import inspect
 import re
+import textwrap
 from dataclasses import dataclass
 
 from rlref.errors import ConfigError, require_choice, require_float, require_int
@@ -151,7 +152,7 @@ def meanings(config_cls):
 def _field_comments(cls):
     """{field: comment} of the fields one class's source defines, continued comments joined."""
     try:
-        lines = inspect.getsource(cls).splitlines()
+        lines = textwrap.dedent(inspect.getsource(cls)).splitlines()
     except (OSError, TypeError):                                    # no source (frozen): no meanings
         return {}
     comments, run = {}, []
