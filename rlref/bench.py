@@ -94,7 +94,8 @@ def existing_run(run_dir, expected):
         return "new", []
     with open(path) as f:
         found = json.load(f)
-    differences = [f"{key}: {found.get(key, 'absent')!r} there, {expected.get(key, 'absent')!r} here"
+    from rlref.config import format_value                      # values as --set writes them
+    differences = [f"{key}: {format_value(found.get(key, 'absent'))} there, {format_value(expected.get(key, 'absent'))} here"
                    for key in sorted(set(found) | set(expected)) if found.get(key) != expected.get(key)]
     if os.path.isfile(os.path.join(run_dir, "summary.json")):
         return "reuse", differences

@@ -4,6 +4,7 @@ and when an env counts as solved.
 ``make_envs`` is the one place rlref makes training and evaluation envs; ``spaces_of`` turns their
 spaces into the policy's dimensions (or refuses a space rlref does not handle, with a hint).
 """
+import difflib
 import importlib
 from typing import NamedTuple
 
@@ -48,6 +49,9 @@ def env_spec(env_id):
         return gym.spec(name)
     except gym.error.Error as err:
         said = " ".join(str(err).split())              # gymnasium's own words, with its "Did you mean"
+        close = difflib.get_close_matches(name, list(gym.registry), n=1)
+        if "did you mean" not in said.lower() and close:     # gymnasium has none for a missing version
+            said = said.rstrip(". ") + f". Did you mean {close[0]}?"
         raise ConfigError(f"unknown env {env_id}: gymnasium says: {said} (the registered ids: "
                           f"python -c 'import gymnasium; gymnasium.pprint_registry()'; a custom env: "
                           f"module:Env-v0)") from None

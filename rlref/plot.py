@@ -83,7 +83,7 @@ def plot_runs(run_dirs, out_path, y="return_mean", threshold=None, title=None):
     fig, ax = plt.subplots(figsize=(7, 4))
     for run_dir, p in curves.items():
         label = _label(run_dir) + (" (no finished episode)" if run_dir in empty else "")
-        ax.plot(p["env_steps"], p[y], label=label, lw=1.2)
+        ax.plot(p.get("env_steps", []), p.get(y, []), label=label, lw=1.2)
     thresholds = threshold if isinstance(threshold, dict) else {None: threshold}
     for i, (env, value) in enumerate(thresholds.items()):
         if value is not None:

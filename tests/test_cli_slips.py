@@ -67,6 +67,9 @@ def place(tmp_path_factory):
              "cartpole": write_run(str(base / "cartpole"), "CartPole-v1", [None, 20.0, 31.5]),
              "acrobot": write_run(str(base / "acrobot"), "Acrobot-v1", [-500.0, -300.0])}
     os.makedirs(paths["empty"])
+    os.makedirs(str(base / "blank"))                     # killed before progress.csv had its header
+    open(os.path.join(base, "blank", "progress.csv"), "w").close()
+    paths["blank"] = str(base / "blank")
     open(paths["file"], "w").close()
     return paths
 
@@ -74,6 +77,7 @@ def place(tmp_path_factory):
 SLIPS = [  # (arguments, a piece of the one line)
     ("train ppo --env CartPol-v1", "Did you mean: `CartPole`?"),
     ("train ppo --set env=CartPol-v1", "Did you mean: `CartPole`?"),
+    ("train ppo --env CartPole", "Did you mean CartPole-v1?"),
     ("train ppo --env tests.no_such_module:X-v0", "cannot be imported"),
     ("bench --algos ppo --envs CartPole-v1 CartPol-v1 --seeds 1 --out bench", "Did you mean: `CartPole`?"),
     ("bench --algos ppo pop --envs CartPole-v1 --seeds 1 --out bench", "did you mean ppo?"),
@@ -100,10 +104,13 @@ SLIPS = [  # (arguments, a piece of the one line)
     ("evaluate {tiny} --episodes 0", "--episodes: must be a whole number >= 1"),
     ("evaluate {tiny} --video-episodes 0", "--video-episodes"),
     ("evaluate {tiny} --video tiny.gif", "cannot be drawn"),
+    ("evaluate {tiny} --video tiny.gif --json", "takes no --json"),
+    ("evaluate {tiny} --video-episodes 3", "needs --video"),
     ("evaluate {empty}", "no checkpoint"),
     ("plot {empty}", "not a run directory"),
     ("plot {tiny} {empty} -o both.png", "not a run directory"),
     ("plot {noep}", "no finished episode"),
+    ("plot {noep} {blank} -o both.png", "no finished episode"),
     ("plot {tiny} -o missing/p4", "the folder missing does not exist"),
     ("plot {tiny} -o p4.xyz", "cannot write .xyz"),
     ("plot {tiny} {cartpole}", "name the figure with -o"),
@@ -240,7 +247,8 @@ def test_mixed_envs_draw_each_threshold(place, tmp_path, monkeypatch, capsys):
         drawn.update(zip(*reversed(ax.get_legend_handles_labels())))
         return out_path
     monkeypatch.setattr(rlref.plot, "finish", keep)
-    assert call(["plot", place["cartpole"], place["acrobot"], place["noep"], "-o", str(tmp_path / "m.png")]) == 0
+    assert call(["plot", place["cartpole"], place["acrobot"], place["noep"], place["blank"],
+                 "-o", str(tmp_path / "m.png")]) == 0
     lines = {label: handle.get_ydata() for label, handle in drawn.items()}
     assert list(lines["CartPole-v1 solved (475)"]) == [475, 475] and list(lines["Acrobot-v1 solved (-100)"]) == [-100, -100]
     assert "MountainCar-v0 solved (-110)" in lines and "ppo MountainCar-v0 seed 0 (no finished episode)" in lines

@@ -224,7 +224,8 @@ def test_named_errors_reach_the_user_as_one_line(args, line, tmp_path):
 
 def test_unknown_algorithm_is_refused_by_the_parser():
     done = rlref("train", "dqn")
-    assert done.returncode == 2 and "invalid choice: 'dqn'" in done.stderr
+    assert done.returncode == 2 and "'dqn' is not one of reinforce, a2c, npg, trpo, ppo, dppo" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
 def test_no_run_destroys_another(tmp_path):
