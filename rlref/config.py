@@ -74,9 +74,11 @@ def parse_value(config_cls, key, text):
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     check_renamed([key])
     if key not in fields:
-        close = difflib.get_close_matches(key, fields, n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
-        raise ConfigError(f"unknown setting {key!r} for {_algo_name(config_cls)} ({hint}train ... --show-config "
+        close = difflib.get_close_matches(key, fields, n=2)
+        close += [name for name in sorted(fields) if name.startswith(key + "_") and name not in close][:3 - len(close)]
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        algo = _algo_name(config_cls)
+        raise ConfigError(f"unknown setting {key!r} for {algo} ({hint}python -m rlref train {algo} --show-config "
                           f"lists every setting with its value and meaning)")
     default, kind = fields[key].default, _kind(fields[key])
     try:

@@ -9,9 +9,9 @@ matplotlib.use("Agg")                     # files only; works without a display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from rlref.errors import PlotError, RlrefError  # noqa: E402
-from rlref.rundir import read_progress  # noqa: E402  (the one reader of progress.csv; notebooks import it from here)
+from rlref.rundir import DRAWN_FROM_RUN, read_progress  # noqa: E402  (the one reader of progress.csv; notebooks import it from here)
 
-DEFAULT_NAME = "learning_curve.png"       # `plot DIR` without -o writes DIR/learning_curve.png
+DEFAULT_NAME = DRAWN_FROM_RUN[0]          # `plot DIR` without -o writes DIR/learning_curve.png
 LINE_STYLES = ("--", ":", "-.", (0, (6, 2, 1, 2, 1, 2)))     # one per env's threshold line
 
 

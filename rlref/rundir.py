@@ -18,6 +18,7 @@ from rlref import checkpoint
 from rlref.errors import RunDirectoryError, RunNotFoundError
 
 RUN_FILES = ("config.json", "progress.csv", "summary.json", "checkpoint", "checkpoint.old", "checkpoint.new")
+DRAWN_FROM_RUN = ("learning_curve.png",)  # `plot DIR`'s default figure: removed with the run it shows (--overwrite)
 
 
 def new_run_dir(out_dir, overwrite=False):
@@ -30,6 +31,8 @@ def new_run_dir(out_dir, overwrite=False):
                   "It stopped before its first checkpoint, so it cannot be continued: write")
         raise RunDirectoryError(f"{out_dir} already holds a run ({', '.join(found)}); nothing was changed. "
                                 f"{resume} the new run elsewhere (--out DIR) or replace this one (--overwrite)")
+    if found:
+        found += [name for name in DRAWN_FROM_RUN if os.path.isfile(os.path.join(out_dir, name))]
     for name in found:
         path = os.path.join(out_dir, name)
         if os.path.isdir(path):

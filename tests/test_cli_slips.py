@@ -88,6 +88,7 @@ SLIPS = [  # (arguments, a piece of the one line)
     ("train ppo --env CartPole-v1 --set env=Pendulum-v1", "--env CartPole-v1 and --set env=Pendulum-v1 disagree"),
     ("train ppo --seed 3 --set seed=4", "disagree"),
     ("train ppo --set gama=0.9", "did you mean gamma?"),
+    ("train reinforce --set lr=0.1", "did you mean lr_v or lr_pi?"),
     ("train ppo --set hidden=abc", "such as 64,64"),
     ("train ppo --set hidden=32.5", "such as 64,64"),
     ("train ppo --set normalize_obs=yes", "true or false"),
@@ -261,3 +262,14 @@ def test_help_lists_every_command_and_the_video_needs(capsys):
         assert command in text, command
     assert call(["evaluate", "--help"]) == 0
     assert "requirements-envs.txt" in " ".join(capsys.readouterr().out.split())
+
+
+def test_overwrite_removes_the_figure_of_the_run_it_replaces(tmp_path):
+    from rlref.rundir import new_run_dir
+    for name in ("config.json", "learning_curve.png", "notes.txt"):
+        (tmp_path / name).write_text("x")
+    new_run_dir(str(tmp_path), overwrite=True)
+    assert os.listdir(tmp_path) == ["notes.txt"]                 # the old run and its figure; nothing else
+    (tmp_path / "learning_curve.png").write_text("x")             # a figure alone is no run: training may go here
+    new_run_dir(str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == ["learning_curve.png", "notes.txt"]
