@@ -31,7 +31,7 @@ from rlref.commandline import (OneLineParser, check_evaluate_flags, check_out_di
                                show_config, whole)
 from rlref.errors import ConfigError, RlrefError
 
-_steps = whole("--steps", 1)
+_steps = whole(1)
 
 
 def resolve_config(algo, env=None, seed=None, total_steps=None, sets=()):
@@ -132,15 +132,15 @@ def cmd_bench(args):
 
 def build_parser():
     parser = OneLineParser(prog="python -m rlref", description="rlref: policy gradients in NumPy",
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+                           formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the traceback of an rlref error")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train an agent and write a run directory", parents=[common])
     p.add_argument("algo", nargs="?", choices=ALGOS, help="the algorithm: " + ", ".join(ALGOS))
     p.add_argument("--env", default=None, help="gymnasium id (default: the algorithm's, CartPole-v1)")
-    p.add_argument("--seed", type=whole("--seed", 0), default=None, help="the run's seed (default 0)")
-    p.add_argument("--total-steps", dest="total_steps", type=whole("--total-steps", 1), default=None,
+    p.add_argument("--seed", type=whole(0), default=None, help="the run's seed (default 0)")
+    p.add_argument("--total-steps", dest="total_steps", type=whole(1), default=None,
                    help="budget of env steps, e.g. 100000 or 1e5 (default: the preset's or the Config's)")
     p.add_argument("--out", default=None, help="run directory (default runs/ALGO-ENV-sSEED)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -155,14 +155,14 @@ def build_parser():
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("evaluate", help="deterministic evaluation of a saved run", parents=[common])
     p.add_argument("dir")
-    p.add_argument("--episodes", type=whole("--episodes", 1), default=None,
+    p.add_argument("--episodes", type=whole(1), default=None,
                    help="episodes to evaluate (default: the run's eval_episodes)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON line (with every return)")
     p.add_argument("--video", metavar="FILE", default=None,
                    help="draw deterministic episodes into FILE.gif (or .mp4 with ffmpeg) instead of evaluating; "
                         "needs the envs extra (pygame draws the classic-control envs): "
                         "pip install -r requirements-envs.txt")
-    p.add_argument("--video-episodes", dest="video_episodes", type=whole("--video-episodes", 1), default=1,
+    p.add_argument("--video-episodes", dest="video_episodes", type=whole(1), default=1,
                    help="episodes in the video (1)")
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("plot", help="learning curves of run directories", parents=[common])
@@ -172,7 +172,7 @@ def build_parser():
     p.add_argument("--title", default=None)
     p.set_defaults(func=cmd_plot)
     p = sub.add_parser("gradcheck", help="check every hand-derived gradient against finite differences", parents=[common])
-    p.add_argument("--seed", type=whole("--seed", 0), default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--seed", type=whole(0), default=0, help="seed of the random inputs (default 0)")
     p.set_defaults(func=cmd_gradcheck)
     p = sub.add_parser("bench", help="a grid of runs in parallel; results table and learning curves", parents=[common],
                        description="Train every ALGO x ENV x seed (one `train` process each, presets as on the "
@@ -180,10 +180,10 @@ def build_parser():
                                    "Finished runs are reused, stopped ones resumed (rlref/bench.py).")
     p.add_argument("--algos", nargs="+", choices=ALGOS, metavar="ALGO", help="algorithms: " + ", ".join(ALGOS))
     p.add_argument("--envs", nargs="+", metavar="ID", help="gymnasium ids")
-    p.add_argument("--seeds", type=whole("--seeds", 1), default=None, help="number of seeds per (algorithm, env)")
-    p.add_argument("--first-seed", dest="first_seed", type=whole("--first-seed", 0), default=1, help="seeds K, K+1, ... (default 1)")
+    p.add_argument("--seeds", type=whole(1), default=None, help="number of seeds per (algorithm, env)")
+    p.add_argument("--first-seed", dest="first_seed", type=whole(0), default=1, help="seeds K, K+1, ... (default 1)")
     p.add_argument("--steps", type=_steps, default=None, help="env steps per run (default: the preset's budget)")
-    p.add_argument("--jobs", type=whole("--jobs", 1), default=None, help="runs at once (default: one per core)")
+    p.add_argument("--jobs", type=whole(1), default=None, help="runs at once (default: one per core)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to every run's train")
     p.add_argument("--out", required=True, help="bench folder: runs/, logs/, figures/, results.md, results.json")
     p.add_argument("--report-only", dest="report_only", action="store_true",

@@ -47,10 +47,12 @@ def show_config(algo, env=None, seed=None, total_steps=None, sets=()):
     about = meanings(type(config))
     rows = [(key, format_value(value), sources[key], about[key]) for key, value in config.to_dict().items()]
     widths = [max(len(row[i]) for row in rows + [("setting", "value", "from", "")]) for i in range(3)]
-    head = (f"{algo} on {config.env}: "
-            + (f"the defaults under its {preset} preset (PRESETS in rlref/algos/{algo}.py)" if preset else
-               f"the defaults ({algo} has no preset for {config.env})")
-            + ", then --set and the flags; change any with --set KEY=VALUE")
+    made_for = type(config).env                          # the Config defaults are calibrated on its default env
+    head = (f"{algo} on {config.env}: " + (
+        f"{algo}'s defaults under its {preset} preset (PRESETS in rlref/algos/{algo}.py)" if preset else
+        f"{algo}'s defaults, made for {made_for}" if config.env == made_for else
+        f"{algo} has no preset for {config.env}, so its defaults, made for {made_for}, run")
+        + "; then --set and the flags. Change any with --set KEY=VALUE")
     table = [f"  {k:<{widths[0]}}  {v:<{widths[1]}}  {src:<{widths[2]}}  {m}".rstrip()
              for k, v, src, m in [("setting", "value", "from", "meaning")] + rows]
     return [head] + table
@@ -81,7 +83,7 @@ def check_evaluate_flags(args):
         raise ConfigError("--video-episodes counts the episodes of a video: it needs --video FILE.gif")
 
 
-def whole(flag, low):
+def whole(low):
     """An argparse type: a whole number >= low, also written 1e6 or 1_000_000 (a 1.5 is refused)."""
     from rlref.config import whole_number
 
@@ -93,7 +95,6 @@ def whole(flag, low):
         if value is None or value < low:
             raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, got {text}")
         return value
-    parse.__name__ = "whole number"
     return parse
 
 
