@@ -3,10 +3,18 @@ resolves to and `--show-config`'s table of them, the checks that refuse a slip i
 anything runs, and argparse made to say a mistake in one line.
 """
 import argparse
+import difflib
 import os
+import re
 
 from rlref.algos import algo_module
 from rlref.errors import ConfigError, RunDirectoryError
+
+
+def nearest(word, names, n=1):
+    """The names closest to word, case aside (PPO -> ppo): for a "did you mean"."""
+    lower = {name.lower(): name for name in names}
+    return [lower[m] for m in difflib.get_close_matches(word.lower(), list(lower), n=n)]
 
 
 def resolve_settings(algo, env=None, seed=None, total_steps=None, sets=()):
@@ -21,8 +29,11 @@ def resolve_settings(algo, env=None, seed=None, total_steps=None, sets=()):
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set takes key=value (like --set lr=0.01), got {item!r}")
-        settings[key.strip()] = parse_value(module.Config, key.strip(), text.strip())
-        sources[key.strip()] = "--set"
+        key, value = key.strip(), parse_value(module.Config, key.strip(), text.strip())
+        if key in settings and settings[key] != value:
+            raise ConfigError(f"--set {key} is given twice, as {format_value(settings[key])} and "
+                              f"{format_value(value)}; give it once")
+        settings[key], sources[key] = value, "--set"
     for key, value in (("env", env), ("seed", seed), ("total_steps", total_steps)):
         flag = "--" + key.replace("_", "-")
         if value is not None and key in settings and settings[key] != value:
@@ -104,12 +115,10 @@ class OneLineParser(argparse.ArgumentParser):
     for a mistyped choice; the usage stays on --help."""
 
     def error(self, message):
-        import difflib
-        import re
         found = re.match(r"argument (\S+): invalid choice: '([^']*)' \(choose from (.*)\)$", message)
         if found:
             choices = re.findall(r"'([^']*)'", found.group(3))
-            close = difflib.get_close_matches(found.group(2), choices, n=1)
+            close = nearest(found.group(2), choices)
             message = (f"argument {found.group(1)}: {found.group(2)!r} is not one of {', '.join(choices)}"
                        + (f"; did you mean {close[0]}?" if close else ""))
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")

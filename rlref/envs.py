@@ -49,7 +49,8 @@ def env_spec(env_id):
         return gym.spec(name)
     except gym.error.Error as err:
         said = " ".join(str(err).split())              # gymnasium's own words, with its "Did you mean"
-        close = difflib.get_close_matches(name, list(gym.registry), n=1)
+        lower = {known.lower(): known for known in gym.registry}
+        close = [lower[m] for m in difflib.get_close_matches(name.lower(), list(lower), n=1)]
         if "did you mean" not in said.lower() and close:     # gymnasium has none for a missing version
             said = said.rstrip(". ") + f". Did you mean {close[0]}?"
         raise ConfigError(f"unknown env {env_id}: gymnasium says: {said} (the registered ids: "

@@ -104,7 +104,8 @@ def read_progress(run_dir, last_row_only=False):
     4 KB only, so that polling a long run costs what polling a short one does."""
     path = os.path.join(run_dir, "progress.csv")
     if not os.path.isfile(path):
-        why = "it has no progress.csv" if os.path.isdir(run_dir) else "it does not exist"
+        why = ("it has no progress.csv" if os.path.isdir(run_dir) else
+               "it is a file" if os.path.exists(run_dir) else "it does not exist")
         raise RunNotFoundError(f"{run_dir} is not a run directory: {why} (train writes one; "
                                f"python -m rlref train ppo --out DIR)")
     with open(path, "rb") as f:
