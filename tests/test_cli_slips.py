@@ -178,6 +178,16 @@ def test_show_config_gives_values_as_the_command_line_takes_them(tmp_path, monke
         assert parse_value(ppo.Config, key, text) == getattr(config, key), key
 
 
+@pytest.mark.parametrize("algo", ALGOS)
+def test_every_shown_value_reads_back_as_set_takes_it(algo, capsys):
+    config = algo_module(algo).Config()
+    _, rows = show_config(["train", algo], capsys)
+    assert set(rows) == set(config.to_dict())
+    for key, (value, source, _) in rows.items():
+        assert source == "default" and not re.search(r"[()\[\]]|True|False|None", value), (key, value)
+        assert parse_value(type(config), key, "" if value == '""' else value) == getattr(config, key), key
+
+
 def test_show_config_says_when_there_is_no_preset(capsys):
     head, rows = show_config(["train", "npg", "--env", "MountainCar-v0", "--seed", "7"], capsys)
     assert "npg has no preset for MountainCar-v0, so its defaults, made for CartPole-v1, run" in head and rows["seed"][:2] == ("7", "--seed")
