@@ -50,8 +50,8 @@ def cmd_train(args):
                                           ("--set", args.set), ("--overwrite", args.overwrite),
                                           ("--show-config", args.show_config)) if value]
         if given:
-            raise ConfigError(f"--resume continues a run exactly as it was configured (its config.json), so it "
-                              f"takes no {', '.join(given)}; only --quiet may be added")
+            raise ConfigError(f"--resume continues a run exactly as it was configured, so it takes no "
+                              f"{', '.join(given)}; only --quiet may be added")
         return _report(resume(args.resume, quiet=args.quiet), args.resume)
     if args.algo is None:
         raise ConfigError("train needs ALGO (one of " + ", ".join(ALGOS) + ") or --resume DIR")
