@@ -70,6 +70,10 @@ def plan_grid(algos, envs, seeds, first_seed, steps, sets, out):
     """One plan_run per run of the grid, in table order, into out/runs/ALGO-ENV-sSEED. Refuses
     (BenchMismatchError) a run directory holding a run with other settings, for every such
     directory at once, before anything runs."""
+    for flag, names in (("--algos", list(algos)), ("--envs", list(envs))):
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:                             # two children would train into one run directory at once
+            raise ConfigError(f"{flag} names {', '.join(twice)} more than once; give each once")
     require_int("--seeds", seeds, 1)
     require_int("--first-seed", first_seed, 0)
     if steps is not None:

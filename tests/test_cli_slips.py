@@ -82,6 +82,7 @@ SLIPS = [  # (arguments, a piece of the one line)
     ("bench --algos ppo --envs CartPole-v1 CartPol-v1 --seeds 1 --out bench", "Did you mean: `CartPole`?"),
     ("bench --algos ppo pop --envs CartPole-v1 --seeds 1 --out bench", "did you mean ppo?"),
     ("bench --algos ppo --envs CartPole-v1 --seeds 1 --out {file}", "must be a folder"),
+    ("bench --algos ppo a2c ppo --envs CartPole-v1 --seeds 1 --out bench", "--algos names ppo more than once"),
     ("train ppo --out {file}", "must be a folder"),
     ("train ppo --out {file}/run", "must be a folder"),
     ("train ppo2", "did you mean ppo?"),
