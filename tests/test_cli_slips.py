@@ -57,11 +57,14 @@ def place(tmp_path_factory):
     """A trained run of the custom env (in-process: `tests` importable from the project's root), runs
     written by hand (CartPole, Acrobot, one without a finished episode), an empty folder and a file."""
     base = tmp_path_factory.mktemp("slips")
-    if ROOT not in sys.path:
-        sys.path.insert(0, ROOT)
+    path = list(sys.path)
+    sys.path.insert(0, ROOT)                             # `import tests.tiny_env`, as from the project's root
     tiny = str(base / "tiny")
-    assert call(["train", "ppo", "--env", TINY, "--total-steps", "2000", "--set", "eval_episodes=3",
-                 "--out", tiny, "--quiet"]) == 0
+    try:
+        assert call(["train", "ppo", "--env", TINY, "--total-steps", "2000", "--set", "eval_episodes=3",
+                     "--out", tiny, "--quiet"]) == 0
+    finally:
+        sys.path[:] = path                               # the module stays imported, its env registered
     paths = {"tiny": tiny, "empty": str(base / "empty"), "file": str(base / "afile"),
              "noep": write_run(str(base / "noep"), "MountainCar-v0", [None, None]),
              "cartpole": write_run(str(base / "cartpole"), "CartPole-v1", [None, 20.0, 31.5]),
