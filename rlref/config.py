@@ -1,8 +1,11 @@
 """The settings every training run shares; each algorithm's Config adds its own fields.
 
-One commented line per field names its symbol; ``__post_init__`` validates, so a bad value raises
-ConfigError at construction, before any env is made or stepped. The command line builds
-`--set key=value` overrides from these fields (rlref/cli.py).
+One commented line per field names its symbol and says what it is; ``__post_init__`` validates, so a
+bad value raises ConfigError at construction, before any env is made or stepped. The command line
+builds `--set key=value` overrides from these fields (parse_value), writes values back in that syntax
+(format_value) and prints the comments as the settings' meanings (meanings: `train ... --show-config`),
+so a field's comment is its documentation: keep it on the field's line, a "..." comment continuing
+the line above.
 """
 import dataclasses
 import difflib
