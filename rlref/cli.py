@@ -109,9 +109,8 @@ def cmd_evaluate(args):
 
 
 def cmd_plot(args):
-    from rlref.plot import figure_path, plot_runs, read_progress, run_thresholds
-    for run_dir in args.dirs:                             # each DIR is a run (RunNotFoundError), before the -o checks
-        read_progress(run_dir, last_row_only=True)
+    from rlref.plot import check_runs, figure_path, plot_runs, run_thresholds
+    check_runs(args.dirs)                                 # each DIR is a run, before the -o checks
     out = figure_path(args.o, args.dirs)
     print(plot_runs(args.dirs, out, threshold=run_thresholds(args.dirs), title=args.title))
     return 0

@@ -8,7 +8,7 @@ import matplotlib
 matplotlib.use("Agg")                     # files only; works without a display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from rlref.errors import PlotError, RlrefError  # noqa: E402
+from rlref.errors import PlotError, RlrefError, RunNotFoundError  # noqa: E402
 from rlref.rundir import DRAWN_FROM_RUN, read_progress  # noqa: E402  (the one reader of progress.csv; notebooks import it from here)
 
 DEFAULT_NAME = DRAWN_FROM_RUN[0]          # `plot DIR` without -o writes DIR/learning_curve.png
@@ -28,6 +28,22 @@ def _label(run_dir):
     if {"algorithm", "env", "seed"} <= set(c):
         return f"{c['algorithm']} {c['env']} seed {c['seed']}"
     return os.path.basename(os.path.normpath(run_dir))
+
+
+def check_runs(run_dirs):
+    """RunNotFoundError, in one line, for the first of run_dirs that holds no run; for a folder of
+    run directories (runs/), the command that plots them."""
+    for run_dir in run_dirs:
+        try:
+            read_progress(run_dir, last_row_only=True)
+        except RunNotFoundError as err:
+            inside = sorted(name for name in os.listdir(run_dir) if os.path.isfile(
+                os.path.join(run_dir, name, "progress.csv"))) if os.path.isdir(run_dir) else []
+            if not inside:
+                raise
+            raise RunNotFoundError(f"{err}; it holds {len(inside)} run director{'y' if len(inside) == 1 else 'ies'} "
+                                   f"({', '.join(inside[:3])}{', ...' if len(inside) > 3 else ''}): plot "
+                                   f"{os.path.join(run_dir, inside[0])}, or several with -o FILE.png") from None
 
 
 def run_thresholds(run_dirs):

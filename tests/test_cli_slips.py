@@ -65,7 +65,7 @@ def place(tmp_path_factory):
                      "--out", tiny, "--quiet"]) == 0
     finally:
         sys.path[:] = path                               # the module stays imported, its env registered
-    paths = {"tiny": tiny, "empty": str(base / "empty"), "file": str(base / "afile"),
+    paths = {"tiny": tiny, "empty": str(base / "empty"), "file": str(base / "afile"), "parent": str(base),
              "noep": write_run(str(base / "noep"), "MountainCar-v0", [None, None]),
              "cartpole": write_run(str(base / "cartpole"), "CartPole-v1", [None, 20.0, 31.5]),
              "acrobot": write_run(str(base / "acrobot"), "Acrobot-v1", [-500.0, -300.0])}
@@ -93,6 +93,7 @@ SLIPS = [  # (arguments, a piece of the one line)
     ("train ppo --env cartpole", "Did you mean: `CartPole`?"),
     ("train ppo --set lr=1e-3 --set lr=2e-3", "--set lr is given twice, as 0.001 and 0.002"),
     ("plot {file}", "is a file"),
+    ("plot {parent}", "run directories (acrobot, blank, cartpole, ...): plot"),
     ("train ppo --env CartPole-v1 --set env=Pendulum-v1", "--env CartPole-v1 and --set env=Pendulum-v1 disagree"),
     ("train ppo --seed 3 --set seed=4", "disagree"),
     ("train ppo --set gama=0.9", "did you mean gamma?"),
