@@ -23,12 +23,11 @@ job a signal ended: a script or batch system does not mistake it for a finished 
 mpiexec every rank finishes the same iteration and exits so; rank 0 alone saves and prints.
 """
 import argparse
-import json
 import sys
 
 from rlref.algos import ALGOS
-from rlref.commandline import (OneLineParser, check_evaluate_flags, check_out_dir, default_out, resolve_settings,
-                               show_config, whole)
+from rlref.commandline import (OneLineParser, check_evaluate_flags, check_out_dir, default_out, evaluation_report,
+                               resolve_settings, show_config, whole)
 from rlref.errors import ConfigError, RlrefError
 
 _steps = whole(1)
@@ -94,17 +93,7 @@ def cmd_evaluate(args):
               + ", ".join(f"{r:.1f}" for r in returns))
         return 0
     returns = evaluate(trained, config.env, episodes, seed)
-    threshold = solved_threshold(config.env)
-    if args.json:
-        print(json.dumps({"env": config.env, "eval_return_mean": float(returns.mean()),
-                          "eval_return_std": float(returns.std()), "eval_return_min": float(returns.min()),
-                          "eval_return_max": float(returns.max()), "eval_episodes": episodes,
-                          "threshold": threshold, "returns": returns.tolist()}))
-        return 0
-    verdict = ("; the env has no solved threshold" if threshold is None else
-               f"; the env's solved threshold {threshold:g}: {'reached' if returns.mean() >= threshold else 'not reached'}")
-    print(f"{config.env}, {episodes} deterministic episodes: return "
-          f"{returns.mean():.1f} +- {returns.std():.1f} (min {returns.min():.1f}, max {returns.max():.1f}){verdict}")
+    print(evaluation_report(config.env, returns, solved_threshold(config.env), as_json=args.json))
     return 0
 
 

@@ -4,8 +4,11 @@ anything runs, and argparse made to say a mistake in one line.
 """
 import argparse
 import difflib
+import json
 import os
 import re
+
+import numpy as np
 
 from rlref.algos import algo_module
 from rlref.errors import ConfigError, RunDirectoryError
@@ -92,6 +95,21 @@ def check_evaluate_flags(args):
                           f"{'--json' if args.json else '--episodes'}; its count is --video-episodes")
     if not args.video and args.video_episodes != 1:
         raise ConfigError("--video-episodes counts the episodes of a video: it needs --video FILE.gif")
+
+
+def evaluation_report(env, returns, threshold, as_json=False):
+    """What `evaluate` prints of the returns (an array) of its deterministic episodes: one line of
+    mean +- std (over episodes), min, max and whether the mean reaches the env's solved threshold
+    (None: it has none), or as_json that and every return as one JSON line."""
+    mean, std, low, high = (float(f(returns)) for f in (np.mean, np.std, np.min, np.max))
+    if as_json:
+        return json.dumps({"env": env, "eval_return_mean": mean, "eval_return_std": std, "eval_return_min": low,
+                           "eval_return_max": high, "eval_episodes": len(returns), "threshold": threshold,
+                           "returns": [float(r) for r in returns]})
+    verdict = ("the env has no solved threshold" if threshold is None else
+               f"the env's solved threshold {threshold:g}: {'reached' if mean >= threshold else 'not reached'}")
+    return (f"{env}, {len(returns)} deterministic episodes: return {mean:.1f} +- {std:.1f} "
+            f"(min {low:.1f}, max {high:.1f}); {verdict}")
 
 
 def whole(low):

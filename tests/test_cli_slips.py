@@ -292,3 +292,13 @@ def test_overwrite_removes_the_figure_of_the_run_it_replaces(tmp_path):
     (tmp_path / "learning_curve.png").write_text("x")             # a figure alone is no run: training may go here
     new_run_dir(str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == ["learning_curve.png", "notes.txt"]
+
+
+def test_the_evaluation_report_of_an_env_without_a_threshold():
+    from rlref.commandline import evaluation_report
+    returns = np.array([1.0, 2.0, 6.0])                           # mean 3, population std sqrt(14/3) = 2.16
+    assert evaluation_report("X-v0", returns, None) == ("X-v0, 3 deterministic episodes: return 3.0 +- 2.2 "
+                                                        "(min 1.0, max 6.0); the env has no solved threshold")
+    assert evaluation_report("X-v0", returns, 3.0).endswith("the env's solved threshold 3: reached")
+    assert json.loads(evaluation_report("X-v0", returns, None, as_json=True))["eval_return_std"] == pytest.approx(
+        (14 / 3) ** 0.5)
