@@ -17,7 +17,8 @@ writes
 
     {env: {algo: {"budget": N, "seeds": [...], "command": "...", "steps": [grid],
                   "returns": [[one row per seed, on the grid]], "threshold": 475,
-                  "eval_return_mean": [one per seed: summary.json's deterministic evaluation]}}}
+                  "eval_return_mean": [one per seed: summary.json's deterministic evaluation],
+                  "solved_at_steps": [one per seed: the first training return_mean >= threshold, or null]}}}
 
 Seeds 301-305 were used for no tuning and no calibration (scripts/calibrate.py's comments in
 tests/test_learning*.py and docs/results.md name every range used: 11-110, 201-205, 901-905, ...).
@@ -66,19 +67,22 @@ def collect(runs, env, algo, seeds, command):
     """One algorithm's entry of the json, from its run directories under runs/runs/."""
     dirs = [os.path.join(runs, "runs", run_name(algo, env, seed)) for seed in seeds]
     budgets = set()
-    evals = []
+    evals, solved = [], []
     for d in dirs:
         with open(os.path.join(d, "config.json")) as f:
             budgets.add(json.load(f)["total_steps"])
         with open(os.path.join(d, "summary.json")) as f:
-            evals.append(round(float(json.load(f)["eval_return_mean"]), 2))
+            summary = json.load(f)
+        evals.append(round(float(summary["eval_return_mean"]), 2))
+        solved.append(summary["solved_at_steps"])
     default = planned_config(algo, env, seeds[0], None, ())["total_steps"]    # what `train ALGO` runs
     if budgets != {default}:
         raise RuntimeError(f"{algo}: the runs in {runs} have budgets {sorted(budgets)}, the default is {default}; "
                            f"remove {runs} and run again")
     grid, Y = resample([curve(d) for d in dirs])
     return {"budget": default, "seeds": list(seeds), "command": command, "steps": grid.tolist(),
-            "returns": np.round(Y, 2).tolist(), "threshold": solved_threshold(env), "eval_return_mean": evals}
+            "returns": np.round(Y, 2).tolist(), "threshold": solved_threshold(env), "eval_return_mean": evals,
+            "solved_at_steps": solved}
 
 
 def shown(path):

@@ -1,6 +1,7 @@
 """Curves over several seeds (issue 23 item 5): rlref.plot.plot_seed_band draws the mean over seeds
 and a band holding every seed, and the stored figures/seed_curves.json (scripts/seed_curves.py)
 has the promised structure at the budgets the algorithms' defaults use today."""
+import importlib.util
 import json
 import os
 
@@ -90,6 +91,8 @@ def check_seed_curves(data):
             assert returns.shape == (len(entry["seeds"]), steps.size), where
             assert entry["threshold"] == solved_threshold(env), where
             assert f"--envs {env}" in entry["command"] and algo in entry["command"], where
+            for key in ("eval_return_mean", "solved_at_steps"):            # optional, one per seed
+                assert len(entry.get(key, entry["seeds"])) == len(entry["seeds"]), where
 
 
 def test_the_stored_seed_curves_have_the_promised_structure_and_todays_budgets():
@@ -106,3 +109,16 @@ def test_the_structure_check_catches_a_budget_that_drifted():
     drifted["CartPole-v1"]["ppo"]["budget"] += 1
     with pytest.raises(AssertionError, match="CartPole-v1 ppo"):
         check_seed_curves(drifted)
+
+
+def test_the_script_resamples_on_the_span_every_seed_covers():
+    spec = importlib.util.spec_from_file_location(
+        "seed_curves", os.path.join(os.path.dirname(SEED_CURVES), os.pardir, "scripts", "seed_curves.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    curves = [(np.array([0.0, 10.0, 20.0]), np.array([0.0, 1.0, 2.0])),
+              (np.array([5.0, 15.0, 25.0]), np.array([10.0, 20.0, 30.0]))]
+    grid, Y = script.resample(curves, points=4)
+    np.testing.assert_array_equal(grid, [5, 10, 15, 20])        # from the later start to the earlier end
+    np.testing.assert_allclose(Y, [[0.5, 1.0, 1.5, 2.0],          # by hand, linear between logged rows
+                                   [10.0, 15.0, 20.0, 25.0]])
