@@ -1,4 +1,6 @@
-"""Learning curves from run directories: return_mean against env_steps, one line per run."""
+"""Learning curves: from run directories, return_mean against env_steps, one line per run
+(plot_runs); from figures/seed_curves.json (scripts/seed_curves.py), the mean over several seeds
+with a min-max band at each algorithm's default budget (load_seed_curves, plot_seed_band)."""
 import json
 import os
 
