@@ -1,5 +1,6 @@
-"""Learning curves: from run directories, return_mean against env_steps, one line per run
-(plot_runs); from figures/seed_curves.json (scripts/seed_curves.py), the mean over several seeds
+"""Learning curves: from run directories, return_mean against env_steps, one line per run and each
+env's solved line (plot_runs; `python -m rlref plot DIR` writes DIR/learning_curve.png, figure_path
+says where and refuses a path it cannot write, check_runs a folder without a run); from figures/seed_curves.json (scripts/seed_curves.py), the mean over several seeds
 with a min-max band at each algorithm's default budget (load_seed_curves, plot_seed_band)."""
 import json
 import math
