@@ -22,6 +22,7 @@ import math
 import sys
 import time
 
+from rlref.config import format_value
 from rlref.health import Watch, where
 
 PLAIN_EVERY_S = 10.0                    # a plain progress line this often when stderr is no terminal
@@ -34,15 +35,6 @@ def fmt(x, spec=".1f"):
         return format(x, spec)
     width = spec.split(".")[0]
     return "-".rjust(int(width)) if width.isdigit() else "-"
-
-
-def cli_value(value):
-    """A setting as the command line writes it (--set hidden=64,64, normalize_obs=true)."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, (tuple, list)):
-        return ",".join(cli_value(v) for v in value)
-    return format(value, "g") if isinstance(value, float) else str(value)
 
 
 def settings_line(module, config):
@@ -60,7 +52,7 @@ def settings_line(module, config):
                 f"(results may be poor; the PRESETS of {module.__name__.replace('.', '/')}.py list "
                 f"the envs it has settings for)")
     base = {**defaults, **(preset or {})}
-    changed = [f"{k}={cli_value(getattr(config, k))}" for k in sorted(base)
+    changed = [f"{k}={format_value(getattr(config, k))}" for k in sorted(base)
                if k not in ("env", "seed", "total_steps") and getattr(config, k) != base[k]]
     return "settings: " + what + (f"; changed: {' '.join(changed)}" if changed else "")
 

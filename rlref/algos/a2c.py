@@ -57,8 +57,8 @@ class Config(TrainConfig):
     advantage: str = "gae"           # "gae" (GAE.2) or "nstep" (AC.2)
     lam: float = 0.95                # GAE lambda (1.0 = the lab's bootstrapped returns)
     n: int = 5                       # n of the n-step advantage
-    ent_coef: float = 0.0            # c_ent
-    vf_coef: float = 0.5             # c_v
+    ent_coef: float = 0.0            # c_ent: weight of the entropy bonus
+    vf_coef: float = 0.5             # c_v: weight of the value loss
     lr: float = 3e-3                 # Adam step size
     anneal_lr: bool = True           # decay lr linearly to 0 over the step budget
     adam_eps: float = 1e-4           # Adam epsilon (see the note in update)
