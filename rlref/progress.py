@@ -153,5 +153,5 @@ def closing(summary, out):
                              else "nothing looked unhealthy")]
     lines += [f"    {line}" for line in health]
     lines.append(f"  files: {out} (progress.csv, summary.json, checkpoint/); "
-                 f"curves: python -m rlref plot {out} -o {out}/curves.png")
+                 f"learning curve: python -m rlref plot {out}")
     return "\n".join(lines)
