@@ -75,8 +75,9 @@ class Display:
         batch = (f"{config.num_envs} envs x {run.T} steps" if not run.episodic
                  else f"{config.num_envs} whole episodes") + (f" on each of {run.workers.size} workers"
                                                                if run.workers.size > 1 else "")
+        n = run.n_iterations()
         _err(f"{run.algo} on {config.env}, seed {config.seed}: {self.total:,} env steps "
-             f"(~{run.n_iterations()} iteration{'s' if run.n_iterations() != 1 else ''} of {batch}) -> {out_dir}")
+             f"(~{n} iteration{'s' if n != 1 else ''} of {batch}) -> {out_dir}")
         _err(settings_line(run.module, config))
         if run.note:
             _err(run.note)
