@@ -227,4 +227,5 @@ def report(run_dir):
     head += "\n" + settings_line(algo_module(algo), config)
     if not findings:
         return head + "\nnothing looks unhealthy (python -m rlref explain lists the columns and their healthy ranges)"
-    return "\n".join([head, f"{len(findings)} thing(s) look unhealthy:"] + [f"- {where(f)}: {f.text}" for f in findings])
+    return "\n".join([head, f"{len(findings)} thing(s) look unhealthy:"]
+                     + [f"- {where(f)}: {f.text}" for f in findings])

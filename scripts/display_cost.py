@@ -60,8 +60,8 @@ def main():
         spent.clear()
         sys.stderr = Terminal() if mode == "tty" else io.StringIO()
         t = time.perf_counter()
-        summary = train(args.algo, algo_module(args.algo).Config(seed=args.seed), tempfile.mkdtemp(prefix="rlref-cost-"),
-                        quiet=mode == "quiet")
+        out = tempfile.mkdtemp(prefix="rlref-cost-")
+        summary = train(args.algo, algo_module(args.algo).Config(seed=args.seed), out, quiet=mode == "quiet")
         wall = time.perf_counter() - t
         sys.stderr = sys.__stderr__
         total, n = sum(spent.values()), summary["iterations"]

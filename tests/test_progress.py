@@ -92,3 +92,22 @@ def test_an_overflowing_update_ends_in_one_line_that_names_the_setting(tmp_path)
     assert done.stderr.count("\n") == 1 and "RuntimeWarning" not in done.stderr, done.stderr
     assert done.stderr.startswith("error: NonFiniteError: ")
     assert "lower lr (now 1e+06), e.g. --set lr=100000" in done.stderr
+
+
+def test_a_resumed_run_does_not_repeat_what_its_health_checks_already_said(tmp_path, capsys):
+    """Display reads the rows a resumed run had logged first, silently: a warning said before the
+    stop is not said again, and it is still in the findings summary.json keeps."""
+    run = SimpleNamespace(config=ppo.Config(lr=1e6), threshold=475.0,
+                          spaces=SimpleNamespace(gaussian=False, act_dim=2), env_steps=1280, note="resuming", algo="ppo", module=ppo, T=8, episodic=False,
+                          workers=SimpleNamespace(size=1), n_iterations=lambda: 100)
+    sick = [{"iteration": i, "env_steps": 128 * i, "return_mean": 9.0, "entropy": 0.0, "kl": 0.0}
+            for i in range(1, 12)]
+    screen = progress.Display(run, str(tmp_path), earlier=sick[:10])
+    screen.row(sick[10])
+    screen.close(sick[10])
+    assert "warning:" not in capsys.readouterr().err
+    assert [line.split(":")[0] for line in screen.health()] == ["from iteration 1 (128 env steps)"]
+    fresh = progress.Display(run, str(tmp_path))                    # the same rows, seen live, are said
+    for row in sick:
+        fresh.row(row)
+    assert capsys.readouterr().err.count("warning: from iteration 1 (128 env steps): entropy collapsed") == 1
