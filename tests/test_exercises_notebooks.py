@@ -14,6 +14,7 @@ import numpy as np
 from rlref.advantages import n_step_returns
 from rlref.distributions import Categorical
 from rlref.gradcheck import numerical_grad
+from rlref.nn import init_mlp, mlp_forward
 from rlref.homework import expect
 from rlref.mdp import exact_J, exact_values, random_mdp, sample_episodes, softmax_policy, two_state_mdp
 from rlref.homework.testing import exercise, values_around
@@ -51,6 +52,37 @@ def test_softplus_backward_matches_finite_differences_of_the_forward_pass(out):
 @exercise("00.1", softplus_runs)
 def test_softplus_forward_at_its_limits(out):
     expect.close("out for z1 = (-50, 0, 50)", out["limits"], [[1.0, 2.0 + np.log(2.0), 53.0]] * 2, atol=1e-12)
+
+
+# ------------------------------------------------------------------ 00.2: a dead relu unit
+
+def dead_unit_runs(nb):
+    return {"params": nb.dead_params, "grads": nb.grads_dead, "x": nb.x_kink, "R": nb.R_kink}
+
+
+@exercise("00.2", dead_unit_runs)
+def test_dead_unit_is_off_and_passes_no_gradient(out):
+    ref = init_mlp([3, 5, 4, 2], np.random.default_rng(102), activation="relu")
+    p, g, x = out["params"], out["grads"], np.asarray(out["x"])
+    for k in ref:
+        if k != "b1":
+            expect.close(f"{k} (only b1 may change)", p[k], ref[k], atol=0.0)
+    expect.close("b1[1:] (only b1[0] may change)", np.asarray(p["b1"])[1:], ref["b1"][1:], atol=0.0)
+    z1 = x @ np.asarray(p["W1"]) + np.asarray(p["b1"])
+    expect.true((z1[:, 0] < 0).all(), "unit 0 must be off for every sample")
+    expect.true(np.all(np.asarray(g["W1"])[:, 0] == 0.0) and np.asarray(g["b1"])[0] == 0.0,
+                "the gradient of the dead unit's weights and bias must be exactly zero")
+    expect.true(np.abs(np.asarray(g["W1"])[:, 1:]).max() > 0, "the network must stay alive")
+    net = init_mlp([3, 5, 4, 2], np.random.default_rng(102), activation="relu")     # the student's values, a relu MLP
+    for k in net:
+        net[k] = np.asarray(p[k], dtype=float)
+
+    def loss_w2(w):
+        net["W2"] = w
+        return np.sum(mlp_forward(net, x)[0] * np.asarray(out["R"]))
+
+    numeric = numerical_grad(loss_w2, np.asarray(p["W2"], dtype=float).copy())
+    expect.gradient("grads_dead['W2']", np.asarray(g["W2"]), numeric)
 
 
 # ------------------------------------------------------------------ 00.3: the reverse KL and its gradient
@@ -99,6 +131,29 @@ def test_complex_step_is_exact_to_rounding_at_tiny_h(out):
         expect.close(f"d/dx exp(sin x) at x = {x} (h = 1e-20)", got, np.cos(x) * np.exp(np.sin(x)), atol=1e-14)
     err = abs(out["h_1e-3"] - np.cos(1.0) * np.exp(np.sin(1.0)))
     expect.true(1e-10 < err < 1e-5, f"at h = 1e-3 the error is O(h^2) (about 1e-7), got {err:.3g}")
+
+
+# ------------------------------------------------------------------ 00.5: the empirical Fisher's error against m
+
+Z_F, MS = np.array([[0.5, -1.0, 0.2, 1.5]]), np.array([10, 30, 100, 300, 1000, 3000])
+
+
+def fisher_errors_runs(nb):
+    return {"errs": nb.fisher_errors(Z_F, MS, 200, 7), "other_seeds": [nb.fisher_errors(Z_F, MS[:2], 20, s) for s in (1, 2)]}
+
+
+@exercise("00.5", fisher_errors_runs)
+def test_fisher_errors_fall_like_one_over_root_m(out):
+    e = expect.as_array("errors", out["errs"], MS.shape)
+    expect.true(np.all(np.diff(e) < 0), "the error must fall as m grows")
+    slope = np.polyfit(np.log(MS), np.log(e), 1)[0]
+    expect.true(abs(slope + 0.5) < 0.08, f"slope of log error against log m {slope:.3f}; the CLT says -1/2")
+    p = Categorical(Z_F).probs[0]
+    outer = np.stack([np.outer(np.eye(4)[a] - p, np.eye(4)[a] - p) for a in range(4)])
+    spread = np.sqrt(np.einsum("a,aij->", p, (outer - Categorical(Z_F).fisher()[0]) ** 2))
+    ratio = e[-1] * np.sqrt(MS[-1]) / spread
+    expect.true(0.8 < ratio <= 1.05, f"error x sqrt(m) / sd of one outer product is {ratio:.3f} at m = 3000; about 1 expected")
+    expect.true(not np.allclose(*out["other_seeds"]), "different seeds must give different runs")
 
 
 # ------------------------------------------------------------------ 01.1: J of the two-state MDP

@@ -77,8 +77,11 @@ EXERCISES = (
       "d KL(self || other) / d (other.mean, other.log_std)", 1),
     E("00.1", "notebooks/00_backprop_and_gradcheck.ipynb", "softplus MLP: forward and backward pass", 1,
       answers=("MLP.2",)),
+    E("00.2", "notebooks/00_backprop_and_gradcheck.ipynb", "a dead relu unit: b1 chosen, the gradient through it", 1),
     E("00.3", "notebooks/00_backprop_and_gradcheck.ipynb", "the reverse KL and its gradient in the logits", 1),
     E("00.4", "notebooks/00_backprop_and_gradcheck.ipynb", "the complex-step derivative", 1),
+    E("00.5", "notebooks/00_backprop_and_gradcheck.ipynb",
+      "the empirical Fisher's error against m: runs whose statistics are checked (about 2 s)", 1),
     # notebook 01: returns, advantages, REINFORCE, A2C
     E("PG.3", "rlref/advantages.py:discount_cumsum",
       "y_t = x_t + gamma (1 - dones_t) y_{t+1}, backwards from y_T = bootstrap", 2),
