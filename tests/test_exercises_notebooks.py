@@ -345,7 +345,49 @@ def test_online_ac_runs_learn(out):
     expect.true(gain.mean() > 3 * gain.std(ddof=1) / np.sqrt(12), "the runs do not clearly improve on J(theta = 0)")
 
 
-# ------------------------------------------------------------------ 03.5: the Woodbury solve
+# ------------------------------------------------------------------ 03.1: the natural gradient of a 1-D Gaussian
+
+GAUSS_CASES = ((0.3, np.array([1.0, -2.0])), (-1.2, np.array([0.5, 0.7])), (0.8, np.array([-1.5, 0.1])))
+
+
+def gaussian_natural_runs(nb):
+    return [nb.gaussian_natural(g, ls) for ls, g in GAUSS_CASES]
+
+
+@exercise("03.1", gaussian_natural_runs)
+def test_gaussian_natural_solves_the_fisher_system(out):
+    for (ls, g), got in zip(GAUSS_CASES, out):
+        x = expect.as_array(f"F^-1 g at log_std = {ls}", got, (2,))
+        # the Fisher as the covariance of the score, by quadrature over a = mu + sigma eps (Gauss-Hermite)
+        eps, w = np.polynomial.hermite_e.hermegauss(40)
+        w = w / w.sum()
+        score = np.stack([eps / np.exp(ls), eps ** 2 - 1.0])                 # (2, 40) d log p / d(mu, log sigma)
+        F = (score * w) @ score.T
+        expect.close(f"F x at log_std = {ls}", F @ x, g, atol=1e-9)
+
+
+# ------------------------------------------------------------------ 03.2: the empirical Fisher's error, through a network
+
+def empirical_fisher_runs(nb):
+    from rlref.algos import npg
+    from rlref.policy import init_policy
+    rng = np.random.default_rng(120)
+    policy, obs = init_policy([3, 6, 3], rng, out_gain=1.0), rng.standard_normal((200, 3))
+    F = npg.fisher_matrix(npg.fisher_factor(policy, obs, "exact"))
+    return {"errs": nb.empirical_fisher_errors(policy, obs, F, (1, 4, 16, 64), 5),
+            "seeds": [nb.empirical_fisher_errors(policy, obs, F, (1,), s) for s in (1, 2)]}
+
+
+@exercise("03.2", empirical_fisher_runs)
+def test_empirical_fisher_error_falls_like_one_over_root_k(out):
+    e = expect.as_array("errors", out["errs"], (4,))
+    expect.true(np.all(np.diff(e) < 0), "the error must fall as k grows")
+    slope = np.polyfit(np.log([1, 4, 16, 64]), np.log(e), 1)[0]
+    expect.true(abs(slope + 0.5) < 0.1, f"slope of log error against log k {slope:.3f}; the CLT says -1/2")
+    expect.true(not np.allclose(*out["seeds"]), "different seeds must give different runs")
+
+
+# ------------------------------------------------------------------ 03.3: the Woodbury solve
 
 def woodbury_case(seed=125):
     rng = np.random.default_rng(seed)
@@ -357,7 +399,7 @@ def woodbury_runs(nb):
     return [nb.woodbury_solve(Z, g, lam) for lam in (1e-2, 1.0)]
 
 
-@exercise("03.5", woodbury_runs)
+@exercise("03.3", woodbury_runs)
 def test_woodbury_solve_against_a_dense_solve(out):
     Z, g = woodbury_case()
     for lam, got in zip((1e-2, 1.0), out):
