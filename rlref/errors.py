@@ -44,6 +44,11 @@ class MissingDependencyError(RlrefError, ImportError):
     requirements-site.txt) needs is not installed."""
 
 
+class MissingResultError(RlrefError, FileNotFoundError):
+    """A stored result the code reads (figures/seed_curves.json) is not there; the message names
+    the script that makes it."""
+
+
 class SiteError(RlrefError, ValueError):
     """`site --out DIR` where DIR is not a folder the site may replace, or the site failed to build."""
 

@@ -1,4 +1,6 @@
-"""Learning curves from run directories: return_mean against env_steps, one line per run."""
+"""Learning curves: from run directories, return_mean against env_steps, one line per run
+(plot_runs); from figures/seed_curves.json (scripts/seed_curves.py), the mean over several seeds
+with a min-max band at each algorithm's default budget (load_seed_curves, plot_seed_band)."""
 import json
 import os
 
@@ -44,3 +46,49 @@ def finish(fig, ax, out_path, title, ylabel, threshold=None, threshold_name="sol
     fig.savefig(out_path, dpi=110)
     plt.close(fig)
     return out_path
+
+
+# ---------------------------------------------------------------------------------------------
+# Several seeds per algorithm (figures/seed_curves.json, made by scripts/seed_curves.py): the
+# mean over seeds and a band from the lowest to the highest seed. With five seeds a min-max band
+# shows every seed's curve inside it (an inter-quartile band of five would hide two of them), and
+# it is the band of `rlref bench`'s figures and of the PPO ablation.
+# ---------------------------------------------------------------------------------------------
+
+SEED_CURVES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "figures",
+                           "seed_curves.json")
+
+
+def load_seed_curves(path=None):
+    """{env: {algo: {"budget", "seeds", "command", "steps", "returns", "threshold", ...}}} from
+    path (default: the repository's figures/seed_curves.json, beside this package).
+    MissingResultError when the file is not there."""
+    from rlref.errors import MissingResultError
+    path = SEED_CURVES if path is None else path
+    if not os.path.isfile(path):
+        raise MissingResultError(f"{path} does not exist: make it with `python scripts/seed_curves.py` "
+                                 f"(from the repository), or pass the path of a copy")
+    with open(path) as f:
+        return json.load(f)
+
+
+def plot_seed_band(ax, curves, label=None, color=None):
+    """Draw on ax the mean over seeds of the training return against env steps (a line) and the
+    band from the lowest to the highest seed at each step (shaded). curves: one algorithm's entry
+    of load_seed_curves() (a dict with "steps" (G,) and "returns" (S, G)), or a pair (steps,
+    returns). Returns {"steps", "mean", "low", "high", "line", "band"}: the arrays drawn and the
+    two artists."""
+    import numpy as np
+    from rlref.errors import ConfigError, require_array
+    steps, returns = (curves["steps"], curves["returns"]) if isinstance(curves, dict) else curves
+    steps = require_array("steps", steps, ndim=1, error=ConfigError)                         # (G,)
+    if len({len(row) for row in returns}) > 1:
+        raise ConfigError(f"returns must hold one row per seed, all of len(steps) = {steps.size}, got rows of "
+                          f"lengths {[len(row) for row in returns]}")
+    returns = require_array("returns", returns, ndim=2, shape=(None, steps.size), error=ConfigError)  # (S, G)
+    n = returns.shape[0]
+    mean, low, high = returns.mean(axis=0), returns.min(axis=0), returns.max(axis=0)     # (G,) each
+    text = f"mean of {n} seed{'s' * (n > 1)}, min-max band"
+    (line,) = ax.plot(steps, mean, lw=1.5, color=color, label=f"{label} ({text})" if label else text)
+    band = ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, lw=0)
+    return {"steps": steps, "mean": mean, "low": low, "high": high, "line": line, "band": band}
