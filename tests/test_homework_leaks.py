@@ -68,7 +68,7 @@ def test_make_cuts_and_clears_what_answers_an_assigned_exercise(versions):
             assert c["outputs"] == [], text                 # the source of GAE.2 and TRPO.6, printed
         if c.get("metadata", {}).get("rlref") == {"exercise": "02.1", "role": "solution"}:
             assert "raise NotImplementedError()" in text and "nbgrader" not in c["metadata"]   # GAE by hand: ungraded
-    assert sum(bool(c.get("outputs")) for c in nb01["cells"]) > 20, "notebook 02 keeps its other outputs"
+    assert sum(bool(c.get("outputs")) for c in nb01["cells"]) > 12, "notebook 02 keeps its other outputs"
     nb04 = _notebook(folder, "notebooks/05_ppo.ipynb")
     cleared = {c["metadata"]["rlref"]["exercise"] for c in nb04["cells"]
                if "raise NotImplementedError()" in "".join(c["source"])}
