@@ -152,7 +152,8 @@ def test_fisher_errors_fall_like_one_over_root_m(out):
     outer = np.stack([np.outer(np.eye(4)[a] - p, np.eye(4)[a] - p) for a in range(4)])
     spread = np.sqrt(np.einsum("a,aij->", p, (outer - Categorical(Z_F).fisher()[0]) ** 2))
     ratio = e[-1] * np.sqrt(MS[-1]) / spread
-    expect.true(0.8 < ratio <= 1.05, f"error x sqrt(m) / sd of one outer product is {ratio:.3f} at m = 3000; about 1 expected")
+    expect.true(0.8 < ratio <= 1.05,
+                f"error x sqrt(m) / sd of one outer product is {ratio:.3f} at m = 3000; about 1 expected")
     expect.true(not np.allclose(*out["other_seeds"]), "different seeds must give different runs")
 
 
@@ -293,7 +294,8 @@ def test_expected_nstep_advantage_matches_sampled_advantages(out):
     A3, pair = R3 - V_c[eps.states], eps.states * 3 + eps.actions
     want = expect.as_array("E[A_hat | s, a]", out["three"], (4, 3)).ravel()
     z = [(A3[pair == k].mean() - want[k]) / (A3[pair == k].std(ddof=1) / np.sqrt((pair == k).sum())) for k in range(12)]
-    expect.true(np.max(np.abs(z)) < 4.5, f"sampled 3-step advantages disagree with the expectation: max |z| {np.max(np.abs(z)):.1f}")
+    expect.true(np.max(np.abs(z)) < 4.5,
+                f"sampled 3-step advantages disagree with the expectation: max |z| {np.max(np.abs(z)):.1f}")
 
 
 def _pad(x, eps, T, K, fill):
