@@ -105,6 +105,7 @@ class Display:
         latest = f"return {fmt(row['return_mean'])}  kl {fmt(row.get('kl'), '.2g')}"
         steps = row["env_steps"]
         if self.bar is not None:
+            self.bar.total = max(self.bar.total, steps)      # the last batch may overshoot the budget
             self.bar.set_postfix_str(latest, refresh=False)
             self.bar.update(steps - self.bar.n)
             return
@@ -126,9 +127,7 @@ class Display:
     def close(self, row=None):
         if self.bar is not None:
             if row is not None:
-                self.bar.set_postfix_str(f"return {fmt(row['return_mean'])}  kl {fmt(row.get('kl'), '.2g')}",
-                                         refresh=False)
-                self.bar.update(row["env_steps"] - self.bar.n)
+                self._show(row, time.monotonic())
             self.bar.close()
 
 
