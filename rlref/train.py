@@ -6,8 +6,10 @@ gaussian, rng)`` and ``update(agent, batch, config, rng, budget_used) -> (agent,
 where budget_used in [0, 1) is the fraction of the step budget already spent (the clock of the
 annealed settings). The loop below does the rest, reading top to bottom: make the envs, start or
 resume a Run (rlref/run.py: the run's whole state and its checkpoints), then per iteration collect
-a Batch (rlref/rollout.py), count it, update, log a row of progress.csv, save when due; at the end
-evaluate and write summary.json.
+a Batch (rlref/rollout.py), count it, update, log a row of progress.csv and show it (rlref/progress.py:
+the bar and the health checks of rlref/health.py), save when due; at the end evaluate and write
+summary.json. numpy's overflow warnings are silenced around collecting and updating: an update
+that overflows ends the run with one NonFiniteError that names the setting to lower.
 
 A distributed algorithm (dppo) also provides ``workers(config)``, the rlref.workers.Workers of
 its MPI job (every other algorithm runs with ``Workers()``, one process), and takes it as
