@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from helpers import cli, read_progress
+from test_dppo import mpiexec, needs_mpi
 from rlref import progress
 from rlref.algos import ppo
 from rlref.progress import fmt, settings_line
@@ -111,3 +112,13 @@ def test_a_resumed_run_does_not_repeat_what_its_health_checks_already_said(tmp_p
     for row in sick:
         fresh.row(row)
     assert capsys.readouterr().err.count("warning: from iteration 1 (128 env steps): entropy collapsed") == 1
+
+
+@needs_mpi
+def test_a_distributed_run_shows_one_display_rank_0s(tmp_path):
+    done = mpiexec(sys.executable, "-m", "rlref", "train", "dppo", "--total-steps", "3000", "--set", "lr=1e6",
+                   "--set", "eval_episodes=2", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("dppo on CartPole-v1, seed 0: 3,000 env steps (~6 iterations of 8 envs x 32 steps "
+                             "on each of 2 workers)") == 1
+    assert done.stderr.count("warning: from iteration 1 ") == 1 and done.stdout.count("dppo on CartPole-v1") == 1
