@@ -97,13 +97,16 @@ FIELDS = ("column", "logged by", "meaning", "equation", "healthy")
 def describe(name):
     """The column's row as a few lines of text; KeyError if progress.csv has no such column."""
     c = BY_NAME[name]
-    return (f"{c.name} (logged by {c.algos}; equation {c.tags})\n  meaning: {c.meaning}\n"
+    tags = f"; equation {c.tags}" if c.tags != "-" else ""
+    return (f"{c.name} (logged by {c.algos}{tags})\n  meaning: {c.meaning}\n"
             f"  healthy: {c.healthy}")
 
 
 def text_table():
     """Every column as text: name, who logs it and the equation on one line, meaning and range under it."""
-    return "\n".join(describe(c.name) for c in COLUMNS)
+    head = ("The columns of progress.csv, one row per iteration (docs/run_columns.md; equation tags as in the "
+            "notebooks and the code). python -m rlref explain RUN_DIR checks a run against the healthy ranges.\n")
+    return head + "\n".join(describe(c.name) for c in COLUMNS)
 
 
 def markdown():
