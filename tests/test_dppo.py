@@ -303,7 +303,7 @@ def test_an_optional_setting_parses_to_its_annotated_type():
     assert k == 5 and isinstance(k, int) and dppo.Config(k_steps=k).k_steps == 5
     assert parse_value(dppo.Config, "k_steps", "None") is None
     assert parse_value(dppo.Config, "early_stop_kl", "0.01") == 0.01
-    with pytest.raises(ConfigError, match="k_steps must be a number or none"):
+    with pytest.raises(ConfigError, match="k_steps must be a whole number or none"):
         parse_value(dppo.Config, "k_steps", "five")
 
 
