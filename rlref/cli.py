@@ -219,12 +219,19 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()                   # inside the try: a reader gone early is handled below
+        return status
     except RlrefError as err:
         if args.debug:
             raise
         print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`python -m rlref explain | head`): stop quietly, as Unix tools do;
+        # stdout is pointed at devnull so that the interpreter's final flush cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import re
+import subprocess
 import sys
 
 import numpy as np
@@ -302,3 +303,13 @@ def test_the_evaluation_report_of_an_env_without_a_threshold():
     assert evaluation_report("X-v0", returns, 3.0).endswith("the env's solved threshold 3: reached")
     assert json.loads(evaluation_report("X-v0", returns, None, as_json=True))["eval_return_std"] == pytest.approx(
         (14 / 3) ** 0.5)
+
+
+def test_a_reader_that_goes_away_early_ends_the_command_quietly():
+    """`python -m rlref homework list | head -1`: no BrokenPipeError traceback when the pipe closes."""
+    proc = subprocess.Popen([sys.executable, "-m", "rlref", "homework", "list"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.read(10)
+    proc.stdout.close()                                        # the reader is gone before the rest
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) in (0, 141) and "Traceback" not in err and "BrokenPipe" not in err, err
