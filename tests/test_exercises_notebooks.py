@@ -223,3 +223,125 @@ def banded_beta_runs(nb):
 def test_banded_beta_at_its_boundaries(out):
     for (beta, d, want), got in zip(BETA_CASES, out):
         expect.equal(f"beta after beta = {beta}, d = {d!r} (kl_target 0.01, band [1e-3, 1e3])", got, want)
+
+
+# ------------------------------------------------------------------ 04.1: per-decision importance sampling
+
+def per_decision_case(seed=301):
+    from rlref.mdp import random_mdp, sample_episodes
+    mdp = random_mdp(4, 3, np.random.default_rng(seed), gamma=0.9, p_terminate=0.05)
+    theta_b = np.random.default_rng(seed + 1).standard_normal((4, 3))
+    theta = theta_b + 0.5 * np.random.default_rng(seed + 2).standard_normal((4, 3))
+    return mdp, theta_b, theta, sample_episodes(mdp, theta_b, np.random.default_rng(seed + 3), 200)
+
+
+def per_decision_runs(nb):
+    from rlref.offpolicy import truncate_episodes
+    mdp, theta_b, theta, episodes = per_decision_case()
+    return {"full": nb.per_decision_estimate(episodes, theta, theta_b, mdp.gamma),
+            "cut": nb.per_decision_estimate(truncate_episodes(episodes, 5), theta, theta_b, mdp.gamma),
+            "same_policy": nb.per_decision_estimate(episodes, theta_b, theta_b, 0.5)}
+
+
+@exercise("04.1", per_decision_runs)
+def test_per_decision_estimates_match_the_package(out):
+    from rlref.offpolicy import is_return_estimates, truncate_episodes
+    mdp, theta_b, theta, episodes = per_decision_case()
+    for key, eps in (("full", episodes), ("cut", truncate_episodes(episodes, 5))):
+        want = is_return_estimates(mdp, theta_b, theta, eps, per_decision=True)
+        expect.close(f"per-decision estimates ({key} episodes)", out[key], want, rtol=1e-10, atol=1e-12)
+
+
+@exercise("04.1", per_decision_runs)
+def test_per_decision_weights_are_one_on_policy(out):
+    mdp, theta_b, theta, episodes = per_decision_case()
+    G = np.bincount(episodes.episode, weights=0.5 ** episodes.t * episodes.rewards, minlength=len(episodes))
+    expect.close("on-policy estimates = discounted returns (gamma 0.5)", out["same_policy"], G, atol=1e-12)
+
+
+# ------------------------------------------------------------------ 04.2: the coupling bound, summed
+
+COUPLING_GRID = ((0.3, 2.0, 0.9), (0.01, 1.0, 0.99), (0.9, 0.5, 0.5), (1e-6, 1.0, 0.9))
+
+
+def coupling_runs(nb):
+    from rlref.mdp import exact_J, exact_values, random_mdp, softmax_policy
+    from rlref.offpolicy import surrogate_exact
+    mdp = random_mdp(4, 3, np.random.default_rng(180), gamma=0.9, p_terminate=0.05)
+    theta_old = np.random.default_rng(181).standard_normal((4, 3))
+    p_old = softmax_policy(theta_old)
+    V, Q = exact_values(mdp, p_old)
+    eps = float(np.abs(Q - V[:, None]).max())
+    rng, points = np.random.default_rng(402), []
+    for _ in range(300):
+        theta = theta_old + rng.choice([0.03, 0.3, 3.0]) * rng.standard_normal((4, 3))
+        alpha = 0.5 * np.abs(softmax_policy(theta) - p_old).sum(axis=1).max()
+        gap = abs(exact_J(mdp, theta) - surrogate_exact(mdp, theta_old, theta))
+        points.append((alpha, eps, gap, float(nb.coupling_gap_bound(alpha, eps, mdp.gamma))))
+    return {"grid": [float(nb.coupling_gap_bound(*c)) for c in COUPLING_GRID], "mdp": points, "gamma": mdp.gamma}
+
+
+@exercise("04.2", coupling_runs)
+def test_coupling_bound_sums_the_series(out):
+    for (alpha, eps, gamma), got in zip(COUPLING_GRID, out["grid"]):
+        series = sum(gamma ** t * 4 * alpha * eps * (1 - (1 - alpha) ** t) for t in range(20_000))
+        expect.close(f"bound / sum of the series at alpha {alpha}, eps {eps}, gamma {gamma}", got / series, 1.0, atol=1e-8)
+
+
+@exercise("04.2", coupling_runs)
+def test_coupling_bound_holds_on_the_tabular_mdp_and_below_the_papers(out):
+    gamma = out["gamma"]
+    for alpha, eps, gap, bound in out["mdp"]:
+        expect.true(gap <= bound, f"|J - L_old| = {gap:.3g} above the bound {bound:.3g} (alpha {alpha:.3g})")
+        expect.true(bound <= 4 * eps * gamma * alpha ** 2 / (1 - gamma) ** 2 * (1 + 1e-12),
+                    f"the bound {bound:.3g} must not exceed 4 eps gamma alpha^2 / (1 - gamma)^2")
+
+
+# ------------------------------------------------------------------ 04.4: conjugate gradient
+
+def spd_case(n, cond, seed):
+    Q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))
+    return (Q * np.logspace(0, -np.log10(cond), n)) @ Q.T
+
+
+def my_cg_runs(nb):
+    b = np.random.default_rng(402).standard_normal(30)
+    good, bad = spd_case(30, 10.0, 401), spd_case(30, 1e4, 403)
+    return {"solve": nb.my_cg(lambda v: good @ v, b, 30), "k3": nb.my_cg(lambda v: bad @ v, b, 3),
+            "k1": nb.my_cg(lambda v: bad @ v, b, 1)}
+
+
+@exercise("04.4", my_cg_runs)
+def test_my_cg_solves_in_n_steps_and_minimizes_over_the_krylov_space(out):
+    b = np.random.default_rng(402).standard_normal(30)
+    good, bad = spd_case(30, 10.0, 401), spd_case(30, 1e4, 403)
+    expect.close("30 iterations on a 30 x 30 system", out["solve"], np.linalg.solve(good, b), atol=1e-8)
+    for k in (1, 3):
+        # x_k minimizes 1/2 x^T A x - b^T x over span{b, A b, ..., A^(k-1) b}: solve that projected problem
+        V = np.linalg.qr(np.stack([np.linalg.matrix_power(bad, j) @ b for j in range(k)], axis=1))[0]
+        want = V @ np.linalg.solve(V.T @ bad @ V, V.T @ b)
+        expect.close(f"the iterate after {k} products", out[f"k{k}"], want, atol=1e-8 * np.abs(want).max())
+
+
+# ------------------------------------------------------------------ 04.5: TRPO at two radii (an experiment)
+
+def radius_runs_of(nb):
+    return {str(d): {k: np.asarray(v, dtype=float) for k, v in run.items()} for d, run in nb.radius_runs.items()}
+
+
+@exercise("04.5", radius_runs_of)
+def test_radius_runs_keep_the_trust_region(out):
+    expect.true(set(out) == {"0.003", "1.0"}, f"radius_runs must have the radii 0.003 and 1.0, got {sorted(out)}")
+    for d, run in out.items():
+        for key in ("kl", "kl_full", "backtracks"):
+            expect.true(len(run[key]) == 10, f"{key} at max_kl {d}: 10 updates (2 seeds x 5), got {len(run[key])}")
+        expect.true(np.all(run["kl"] <= float(d) * (1 + 1e-12)), f"an accepted KL above max_kl = {d}")
+        expect.true(np.all(run["backtracks"][run["kl_full"] > float(d)] >= 1),
+                    f"at max_kl = {d} a full step past the radius was accepted without a backtrack")
+
+
+@exercise("04.5", radius_runs_of)
+def test_radius_runs_show_the_model_failing_at_the_large_radius(out):
+    err = {d: np.mean(np.abs(run["kl_full"] / float(d) - 1)) for d, run in out.items()}
+    expect.true(err["1.0"] > 3 * err["0.003"], f"mean |KL_full / max_kl - 1|: {err['1.0']:.3g} at 1.0 against "
+                f"{err['0.003']:.3g} at 0.003; the quadratic model should be far worse at the large radius")

@@ -102,7 +102,11 @@ EXERCISES = (
       "v -> F v + damping v by one forward-mode and one backward pass", 3, ("MLP.2", "MLP.4")),
     E("TRPO.8", "rlref/algos/trpo.py:conjugate_gradient", "conjugate gradient for A x = b from products A p", 3),
     E("TRPO.9", "rlref/algos/trpo.py:line_search", "backtrack along full_step until the rule accepts", 2),
+    E("04.1", "notebooks/04_trpo.ipynb", "per-decision importance-sampled returns, one per episode", 1),
+    E("04.2", "notebooks/04_trpo.ipynb", "the coupling bound on |J - L_old| in closed form", 1),
     E("04.3", "notebooks/04_trpo.ipynb", "the maximal step on the KL budget", 1, answers=("TRPO.5",)),
+    E("04.4", "notebooks/04_trpo.ipynb", "conjugate gradient with a fixed number of products", 1, answers=("TRPO.8",)),
+    E("04.5", "notebooks/04_trpo.ipynb", "TRPO at two radii: logged KLs and backtracks (an experiment)", 1),
     # notebook 05: PPO and normalization
     E("PPO.2", "rlref/algos/ppo.py:policy_loss_and_grad",
       "the clipped (PPO.1-2) or penalty (PPO.3) loss with entropy, and its derivative in the "
@@ -123,7 +127,6 @@ UNGRADED_ANSWERS = {
     "01.4": ("notebooks/01_policy_gradient.ipynb", ("DIST.1", "GAE.1")),    # the tabular score and TD error
     "03.1": ("notebooks/03_natural_gradient.ipynb", ("TRPO.5",)),           # the step coefficient
     "03.2": ("notebooks/03_natural_gradient.ipynb", ("NPG.3",)),            # the empirical Fisher
-    "04.4": ("notebooks/04_trpo.ipynb", ("TRPO.8",)),                       # conjugate gradient
     "05.4": ("notebooks/05_ppo.ipynb", ("NORM.1",)),                        # the merge, one sample at a time
 }
 
