@@ -345,3 +345,79 @@ def test_radius_runs_show_the_model_failing_at_the_large_radius(out):
     err = {d: np.mean(np.abs(run["kl_full"] / float(d) - 1)) for d, run in out.items()}
     expect.true(err["1.0"] > 3 * err["0.003"], f"mean |KL_full / max_kl - 1|: {err['1.0']:.3g} at 1.0 against "
                 f"{err['0.003']:.3g} at 0.003; the quadratic model should be far worse at the large radius")
+
+
+# ------------------------------------------------------------------ 06.1-06.4: distributed PPO
+
+ALPHA_CASES = ((2.0, 1), (2.0, 2), (2.0, 8), (1.5, 3), (1.5, 64))
+
+
+def alpha_hat_runs(nb):
+    return [float(nb.exact_alpha_hat(alpha, W)) for alpha, W in ALPHA_CASES]
+
+
+@exercise("06.1", alpha_hat_runs)
+def test_exact_alpha_hat_compounds_to_alpha(out):
+    for (alpha, W), got in zip(ALPHA_CASES, out):
+        expect.close(f"exact_alpha_hat({alpha}, {W}) ** {W}", got ** W, alpha, atol=1e-12)
+        expect.true(1.0 < got <= alpha, f"exact_alpha_hat({alpha}, {W}) must lie in (1, alpha], got {got}")
+
+
+SHARES = ([100, 156], [1, 1, 1], [5, 50, 500, 1])
+
+
+def share_weight_runs(nb):
+    return [np.asarray(nb.share_weights(n_w), dtype=float) for n_w in SHARES]
+
+
+@exercise("06.2", share_weight_runs)
+def test_share_weights_give_the_gradient_of_the_union(out):
+    rng = np.random.default_rng(306)
+    for n_w, c in zip(SHARES, out):
+        per_sample = [rng.standard_normal((n, 4)) for n in n_w]            # per-sample gradients of each worker
+        weighted = sum(c_w * g.mean(axis=0) for c_w, g in zip(c, per_sample))
+        expect.close(f"sum_w c_w g_w for shares {n_w}", weighted, np.concatenate(per_sample).mean(axis=0), atol=1e-12)
+
+
+def unmerge_case(seed=303):
+    rng = np.random.default_rng(seed)
+    cases = []
+    for n_a, n_b in ((200, 64), (5, 1000), (1000, 3)):
+        x_a, x_b = rng.normal(2.0, 3.0, (n_a, 2)), rng.normal(-1.0, 0.5, (n_b, 2))
+        cases.append((x_a, x_b))
+    return cases
+
+
+def unmerge_runs(nb):
+    stats = lambda x: {"mean": x.mean(axis=0), "var": x.var(axis=0), "count": float(len(x))}
+    out = []
+    for x_a, x_b in unmerge_case():
+        got = nb.my_rms_unmerge(stats(np.concatenate([x_a, x_b])), stats(x_a))
+        out.append({k: np.asarray(got[k], dtype=float) for k in ("mean", "var", "count")})
+    return out
+
+
+@exercise("06.3", unmerge_runs)
+def test_unmerge_recovers_the_added_data(out):
+    for (x_a, x_b), got in zip(unmerge_case(), out):
+        expect.close(f"count ({len(x_a)} + {len(x_b)})", got["count"], len(x_b), atol=1e-9)
+        expect.close(f"mean of the added data ({len(x_a)} + {len(x_b)})", got["mean"], x_b.mean(axis=0), atol=1e-9)
+        expect.close(f"variance of the added data ({len(x_a)} + {len(x_b)})", got["var"], x_b.var(axis=0), atol=1e-7)
+
+
+def stale_runs(nb):
+    return {str(tau): np.asarray(J, dtype=float) for tau, J in nb.stale_J.items()}
+
+
+@exercise("06.4", stale_runs)
+def test_stale_exact_gradients_learn_more_slowly(out):
+    from rlref.mdp import exact_J, random_mdp
+    J0 = exact_J(random_mdp(4, 3, np.random.default_rng(180), gamma=0.9, p_terminate=0.05),
+                 np.random.default_rng(181).standard_normal((4, 3)))
+    expect.true(sorted(out, key=int) == ["0", "8", "16", "32"], f"stale_J must hold tau 0, 8, 16, 32, got {sorted(out)}")
+    for tau, J in out.items():
+        expect.true(len(J) == 201, f"tau = {tau}: 201 values of J (theta_0 to theta_200), got {len(J)}")
+        expect.close(f"J(theta_0) of the run with tau = {tau}", J[0], J0, atol=1e-12)
+        expect.true(J[-1] > J0, f"tau = {tau}: the run should end above J(theta_0)")
+    means = [float(np.mean(out[t])) for t in ("0", "8", "16", "32")]
+    expect.true(all(a > b for a, b in zip(means, means[1:])), f"mean J over the run against tau 0, 8, 16, 32: {means}")

@@ -118,6 +118,11 @@ EXERCISES = (
     E("05.1", "notebooks/05_ppo.ipynb", "one sample's clipped term and its derivative in log r", 1,
       answers=("PPO.2",)),
     E("05.2", "notebooks/05_ppo.ipynb", "the banded beta rule", 1, answers=("PPO.4",)),
+    # notebook 06: distributed PPO
+    E("06.1", "notebooks/06_dppo.ipynb", "the per-worker factor that moves the shared beta by exactly alpha", 1),
+    E("06.2", "notebooks/06_dppo.ipynb", "Allreduce weights for unequal shares", 1),
+    E("06.3", "notebooks/06_dppo.ipynb", "the statistics of the added data: (NORM.1) solved for b", 1, answers=("NORM.1",)),
+    E("06.4", "notebooks/06_dppo.ipynb", "stale exact gradients on the tabular MDP (an experiment)", 1),
 )
 del E
 
