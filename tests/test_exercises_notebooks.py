@@ -421,3 +421,83 @@ def test_stale_exact_gradients_learn_more_slowly(out):
         expect.true(J[-1] > J0, f"tau = {tau}: the run should end above J(theta_0)")
     means = [float(np.mean(out[t])) for t in ("0", "8", "16", "32")]
     expect.true(all(a > b for a, b in zip(means, means[1:])), f"mean J over the run against tau 0, 8, 16, 32: {means}")
+
+
+# ------------------------------------------------------------------ 05.3-05.6: k2, reward scaling, the KL's curvature, epochs
+
+def k2_runs(nb):
+    return {"bias": float(nb.k2_rel_bias), "p": np.asarray(nb.p_e3, dtype=float), "q": np.asarray(nb.q_e3, dtype=float)}
+
+
+@exercise("05.3", k2_runs)
+def test_k2_relative_bias_is_exact(out):
+    expect.close("the logits of exercise 3", out["p"], [[1.0, 0.5, -0.5, -1.0]], atol=0)
+    expect.close("the new logits of exercise 3", out["q"], [[0.6, 0.9, -0.2, -1.4]], atol=0)
+    po = np.exp(out["p"][0] - np.logaddexp.reduce(out["p"][0]))
+    pn = np.exp(out["q"][0] - np.logaddexp.reduce(out["q"][0]))
+    log_r = np.log(pn) - np.log(po)
+    kl = float(np.sum(po * np.log(po / pn)))
+    expect.close("(E[k2] - KL) / KL", out["bias"], (0.5 * np.sum(po * log_r ** 2) - kl) / kl, atol=1e-9)
+
+
+def reward_scaling_case(seed=144):
+    rng = np.random.default_rng(seed)
+    return -rng.uniform(0, 10, 300), rng.random(300) < 0.03
+
+
+def reward_scaling_runs(nb):
+    r, d = reward_scaling_case()
+    return np.asarray(nb.my_reward_scaling(r, d, 0.9), dtype=float)
+
+
+@exercise("05.4", reward_scaling_runs)
+def test_my_reward_scaling_divides_by_the_std_of_all_returns_so_far(out):
+    r, d = reward_scaling_case()
+    R, returns, want = 0.0, [], []
+    for t in range(len(r)):
+        R = 0.9 * R + r[t]
+        returns.append(R)
+        x = np.array(returns)
+        # the prior of rms_init (count 1e-4, mean 0, variance 1) merged with all R_1..R_t at once (NORM.1)
+        n = 1e-4 + len(x)
+        var = (1e-4 * 1.0 + len(x) * x.var() + x.mean() ** 2 * 1e-4 * len(x) / n) / n
+        want.append(r[t] / np.sqrt(var + 1e-8))
+        R = 0.0 if d[t] else R
+    expect.close("scaled rewards", out, np.array(want), rtol=1e-8, atol=1e-10)
+
+
+HESSIAN_POINTS = ((0.0, 0.0, 0.5, -0.3), (1.0, -0.5, -0.2, 0.4), (0.3, 0.2, 0.3, 0.2), (-1.0, 0.1, 2.0, -1.0))
+
+
+def gaussian_hessian_runs(nb):
+    return [np.asarray(nb.gaussian_kl_hessian(*pt), dtype=float) for pt in HESSIAN_POINTS]
+
+
+def gaussian_kl_1d(mu0, ell0, mu, ell):
+    return ell - ell0 + (np.exp(2 * ell0) + (mu - mu0) ** 2) / (2 * np.exp(2 * ell)) - 0.5
+
+
+@exercise("05.5", gaussian_hessian_runs)
+def test_gaussian_kl_hessian_matches_second_differences(out):
+    h = 1e-4
+    for (mu0, ell0, mu, ell), H in zip(HESSIAN_POINTS, out):
+        f = lambda x: gaussian_kl_1d(mu0, ell0, x[0], x[1])
+        x, E = np.array([mu, ell]), np.eye(2) * h
+        numeric = np.array([[(f(x + E[i] + E[j]) - f(x + E[i] - E[j]) - f(x - E[i] + E[j]) + f(x - E[i] - E[j])) / (4 * h * h)
+                             for j in range(2)] for i in range(2)])
+        expect.close(f"the Hessian at (mu, ell) = ({mu}, {ell}), old ({mu0}, {ell0})", H, numeric, rtol=1e-4, atol=1e-5)
+    expect.close("at the old policy: the Fisher diag(1 / sigma^2, 2)", out[2], np.diag([np.exp(-0.4), 2.0]), atol=1e-12)
+
+
+def epoch_kl_runs(nb):
+    return {str(e): np.asarray(v, dtype=float) for e, v in nb.epoch_kl.items()}
+
+
+@exercise("05.6", epoch_kl_runs)
+def test_more_epochs_move_the_policy_further(out):
+    expect.true(sorted(out, key=int) == ["3", "30"], f"epoch_kl must hold the epochs 3 and 30, got {sorted(out)}")
+    for e, kl in out.items():
+        expect.true(len(kl) >= 100, f"{e} epochs: two seeds of 20k steps log over 100 updates, got {len(kl)}")
+        expect.true(np.all(kl >= 0), f"{e} epochs: a logged exact KL is negative")
+    ratio = np.median(out["30"]) / np.median(out["3"])
+    expect.true(ratio >= 2, f"median KL per update, 30 epochs / 3 epochs = {ratio:.2f}; expected at least 2")

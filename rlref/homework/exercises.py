@@ -118,6 +118,10 @@ EXERCISES = (
     E("05.1", "notebooks/05_ppo.ipynb", "one sample's clipped term and its derivative in log r", 1,
       answers=("PPO.2",)),
     E("05.2", "notebooks/05_ppo.ipynb", "the banded beta rule", 1, answers=("PPO.4",)),
+    E("05.3", "notebooks/05_ppo.ipynb", "the exact relative bias of k2 for one categorical pair", 1),
+    E("05.4", "notebooks/05_ppo.ipynb", "reward scaling by hand, one merge per step", 1, answers=("NORM.1",)),
+    E("05.5", "notebooks/05_ppo.ipynb", "the Hessian of a Gaussian KL away from the old policy", 1),
+    E("05.6", "notebooks/05_ppo.ipynb", "PPO's KL per update at 3 and 30 epochs (an experiment)", 1),
     # notebook 06: distributed PPO
     E("06.1", "notebooks/06_dppo.ipynb", "the per-worker factor that moves the shared beta by exactly alpha", 1),
     E("06.2", "notebooks/06_dppo.ipynb", "Allreduce weights for unequal shares", 1),
@@ -132,7 +136,6 @@ UNGRADED_ANSWERS = {
     "01.4": ("notebooks/01_policy_gradient.ipynb", ("DIST.1", "GAE.1")),    # the tabular score and TD error
     "03.1": ("notebooks/03_natural_gradient.ipynb", ("TRPO.5",)),           # the step coefficient
     "03.2": ("notebooks/03_natural_gradient.ipynb", ("NPG.3",)),            # the empirical Fisher
-    "05.4": ("notebooks/05_ppo.ipynb", ("NORM.1",)),                        # the merge, one sample at a time
 }
 
 BY_TAG = {e.tag: e for e in EXERCISES}
