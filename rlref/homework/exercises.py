@@ -106,7 +106,7 @@ EXERCISES = (
     E("04.2", "notebooks/04_trpo.ipynb", "the coupling bound on |J - L_old| in closed form", 1),
     E("04.3", "notebooks/04_trpo.ipynb", "the maximal step on the KL budget", 1, answers=("TRPO.5",)),
     E("04.4", "notebooks/04_trpo.ipynb", "conjugate gradient with a fixed number of products", 1, answers=("TRPO.8",)),
-    E("04.5", "notebooks/04_trpo.ipynb", "TRPO at two radii: logged KLs and backtracks (an experiment)", 1),
+    E("04.5", "notebooks/04_trpo.ipynb", "exact TRPO on the tabular MDP at two radii (an experiment)", 1),
     # notebook 05: PPO and normalization
     E("PPO.2", "rlref/algos/ppo.py:policy_loss_and_grad",
       "the clipped (PPO.1-2) or penalty (PPO.3) loss with entropy, and its derivative in the "
@@ -121,7 +121,7 @@ EXERCISES = (
     E("05.3", "notebooks/05_ppo.ipynb", "the exact relative bias of k2 for one categorical pair", 1),
     E("05.4", "notebooks/05_ppo.ipynb", "reward scaling by hand, one merge per step", 1, answers=("NORM.1",)),
     E("05.5", "notebooks/05_ppo.ipynb", "the Hessian of a Gaussian KL away from the old policy", 1),
-    E("05.6", "notebooks/05_ppo.ipynb", "PPO's KL per update at 3 and 30 epochs (an experiment)", 1),
+    E("05.6", "notebooks/05_ppo.ipynb", "false early stops of k1 and k3 at a minibatch of 128 (an experiment)", 1),
     # notebook 06: distributed PPO
     E("06.1", "notebooks/06_dppo.ipynb", "the per-worker factor that moves the shared beta by exactly alpha", 1),
     E("06.2", "notebooks/06_dppo.ipynb", "Allreduce weights for unequal shares", 1),
