@@ -1,6 +1,6 @@
 """Returns and advantage estimators on rollouts of shape (T, E): T steps of E envs.
 
-Derived in ``notebooks/01_policy_gradient.ipynb``. Conventions for every function here:
+Derived in ``notebooks/02_actor_critic.ipynb``. Conventions for every function here:
 
 - ``terminated[t]``: the episode ended at step t in a terminal state; the future is worth 0.
 - ``dones[t] = terminated[t] or truncated[t]``: the episode stopped at step t (a time limit counts),

@@ -70,6 +70,10 @@ def plan_grid(algos, envs, seeds, first_seed, steps, sets, out):
     """One plan_run per run of the grid, in table order, into out/runs/ALGO-ENV-sSEED. Refuses
     (BenchMismatchError) a run directory holding a run with other settings, for every such
     directory at once, before anything runs."""
+    for flag, names in (("--algos", list(algos)), ("--envs", list(envs))):
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:                             # two children would train into one run directory at once
+            raise ConfigError(f"{flag} names {', '.join(twice)} more than once; give each once")
     require_int("--seeds", seeds, 1)
     require_int("--first-seed", first_seed, 0)
     if steps is not None:
@@ -94,7 +98,8 @@ def existing_run(run_dir, expected):
         return "new", []
     with open(path) as f:
         found = json.load(f)
-    differences = [f"{key}: {found.get(key, 'absent')!r} there, {expected.get(key, 'absent')!r} here"
+    from rlref.config import format_value                      # values as --set writes them
+    differences = [f"{key}: {format_value(found.get(key, 'absent'))} there, {format_value(expected.get(key, 'absent'))} here"
                    for key in sorted(set(found) | set(expected)) if found.get(key) != expected.get(key)]
     if os.path.isfile(os.path.join(run_dir, "summary.json")):
         return "reuse", differences

@@ -34,6 +34,14 @@ class RunDirectoryError(RlrefError, FileExistsError):
     """Training into a directory that already holds a run (which would be lost) without --overwrite."""
 
 
+class RunNotFoundError(RlrefError, FileNotFoundError):
+    """A folder given as a run directory holds no run (no progress.csv): plot, explain."""
+
+
+class PlotError(RlrefError, ValueError):
+    """A figure that cannot be drawn as asked: nothing to plot yet, or an output path that will not do."""
+
+
 class BenchMismatchError(RlrefError, FileExistsError):
     """`bench --out DIR` where a run directory of the grid already holds a run made with other
     settings than the bench would use (it is never mixed into the table, nor replaced)."""
@@ -42,6 +50,11 @@ class BenchMismatchError(RlrefError, FileExistsError):
 class MissingDependencyError(RlrefError, ImportError):
     """An optional package an env (MuJoCo, Box2D), rendering (pygame) or the course site (Sphinx,
     requirements-site.txt) needs is not installed."""
+
+
+class MissingResultError(RlrefError, FileNotFoundError):
+    """A stored result the code reads (figures/seed_curves.json) is not there; the message names
+    the script that makes it."""
 
 
 class SiteError(RlrefError, ValueError):
@@ -103,7 +116,9 @@ def require_float(name, value, low=None, high=None, low_open=False, high_open=Fa
 def require_choice(name, value, allowed):
     """One of the allowed values (compared with ==); returns it."""
     if value not in allowed:
-        raise ConfigError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
+        words = [str(a) for a in allowed]
+        raise ConfigError(f"{name} must be one of {', '.join(words[:-1])} or {words[-1]}, got {value!r}"
+                          if len(words) > 1 else f"{name} must be {words[0] if words else 'nothing'}, got {value!r}")
     return value
 
 

@@ -1,11 +1,12 @@
 """Small tabular MDPs with exact answers, to check policy-gradient estimators against the truth.
 
-Used by the tests and by ``notebooks/01_policy_gradient.ipynb`` and ``03_natural_gradient.ipynb``.
+Used by the tests and by ``notebooks/01_policy_gradient.ipynb``, ``02_actor_critic.ipynb`` and
+``03_natural_gradient.ipynb``.
 An episodic MDP has S non-terminal states, A actions and one implicit absorbing terminal state:
 P[s, a, s'] is sub-stochastic and 1 - sum_s' P[s, a, s'] is the probability that the episode ends
 after action a in state s. Rewards R[s, a] are deterministic; s_0 ~ mu0. The policy is the tabular
 softmax pi(a|s) = softmax(theta[s])_a with theta of shape (S, A).
-Shapes: S states, A actions, N steps (all episodes back to back), K episodes.
+Shapes: S states, A actions, N steps (all episodes back to back), K episodes (n_ep in docs/notation.md).
 
 Exact answers for a fixed policy (one linear solve each, never an explicit inverse):
 

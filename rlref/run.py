@@ -41,38 +41,6 @@ from rlref.rundir import new_run_dir, write_json
 WINDOW = 20                               # return_mean: mean of the last 20 finished episodes
 
 
-class Solo:
-    """One process: the hooks a distributed algorithm's Workers fill in (rlref/algos/dppo.py)."""
-    rank, size = 0, 1
-
-    def generators(self, seed):
-        return seeding.generators(seed)
-
-    def broadcast(self, agent):          # rank 0's initial agent, on every worker
-        return agent
-
-    def after_collect(self, collector):  # e.g. merge normalization statistics across workers
-        pass
-
-    def after_resume(self, collector):   # a resumed collector's statistics are the shared ones
-        pass
-
-    def collected(self, steps, returns, lengths):    # steps summed, episodes listed, over workers
-        return steps, list(returns), list(lengths)
-
-    def agree(self, flags):              # each flag's maximum over workers
-        return list(flags)
-
-    def gather_on_root(self, item):      # [every worker's item] on rank 0, None elsewhere
-        return [item]
-
-    def barrier(self):                   # wait until every worker is here
-        pass
-
-    def abort(self, err):                # an error on one worker must stop all of them
-        pass
-
-
 class Run:
     """The state of one training run (see the module's docstring). Made by Run.new or Run.resume."""
 
@@ -96,6 +64,7 @@ class Run:
         """A new run of algo in run_dir: rank 0 makes the directory (RunDirectoryError if it holds
         a run, unless overwrite) and writes config.json."""
         if workers.rank == 0:
+            spaces_of(envs)                       # an env rlref cannot train is refused before anything is written
             new_run_dir(run_dir, overwrite)
             write_json(run_dir, "config.json", {"algorithm": algo, **config.to_dict()})
         return cls(algo, config, envs, workers)

@@ -15,9 +15,10 @@ import threading
 import time
 
 from rlref import checkpoint
-from rlref.errors import RunDirectoryError
+from rlref.errors import RunDirectoryError, RunNotFoundError
 
 RUN_FILES = ("config.json", "progress.csv", "summary.json", "checkpoint", "checkpoint.old", "checkpoint.new")
+DRAWN_FROM_RUN = ("learning_curve.png",)  # `plot DIR`'s default figure: removed with the run it shows (--overwrite)
 
 
 def new_run_dir(out_dir, overwrite=False):
@@ -30,6 +31,8 @@ def new_run_dir(out_dir, overwrite=False):
                   "It stopped before its first checkpoint, so it cannot be continued: write")
         raise RunDirectoryError(f"{out_dir} already holds a run ({', '.join(found)}); nothing was changed. "
                                 f"{resume} the new run elsewhere (--out DIR) or replace this one (--overwrite)")
+    if found:
+        found += [name for name in DRAWN_FROM_RUN if os.path.isfile(os.path.join(out_dir, name))]
     for name in found:
         path = os.path.join(out_dir, name)
         if os.path.isdir(path):
@@ -101,7 +104,10 @@ def read_progress(run_dir, last_row_only=False):
     4 KB only, so that polling a long run costs what polling a short one does."""
     path = os.path.join(run_dir, "progress.csv")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{run_dir} is not a run directory: {path} does not exist")
+        why = ("it has no progress.csv" if os.path.isdir(run_dir) else
+               "it is a file" if os.path.exists(run_dir) else "it does not exist")
+        raise RunNotFoundError(f"{run_dir} is not a run directory: {why} (train writes one; "
+                               f"python -m rlref train ppo --out DIR)")
     with open(path, "rb") as f:
         header = next(csv.reader([f.readline().decode()]), [])
         if last_row_only:

@@ -9,9 +9,9 @@ resume a Run (rlref/run.py: the run's whole state and its checkpoints), then per
 a Batch (rlref/rollout.py), count it, update, log a row of progress.csv, save when due; at the end
 evaluate and write summary.json.
 
-A distributed algorithm (dppo) also provides ``workers(config)``, an object with the methods of
-rlref.run.Solo, and takes it as ``update(..., workers=...)``: the loop then runs on every rank,
-counts steps and episodes over all of them, decides together when to save and stop, and only
+A distributed algorithm (dppo) also provides ``workers(config)``, the rlref.workers.Workers of
+its MPI job (every other algorithm runs with ``Workers()``, one process), and takes it as
+``update(..., workers=...)``: the loop then runs on every rank, counts steps and episodes over all of them, decides together when to save and stop, and only
 rank 0 writes the run directory.
 
 SIGINT or SIGTERM (on every rank) stops the run after the iteration in progress, with a
@@ -28,7 +28,8 @@ from rlref.errors import RlrefError
 from rlref.normalize import rms_normalize
 from rlref.policy import policy_forward
 from rlref.rollout import collect
-from rlref.run import Run, Solo, saved_policy
+from rlref.run import Run, saved_policy
+from rlref.workers import Workers
 from rlref.rundir import Checkpointer, RunLog, stop_message, write_json
 from rlref.seeding import seed_from
 
@@ -51,7 +52,7 @@ def resume(run_dir, quiet=False):
 
 def _on_every_worker(algo, config, out_dir, quiet, overwrite=False, resuming=None):
     module = algo_module(algo)
-    workers = module.workers(config) if hasattr(module, "workers") else Solo()
+    workers = module.workers(config) if hasattr(module, "workers") else Workers()
     if resuming is not None:
         try:
             config = Run.config_to_resume(resuming, out_dir, workers)

@@ -52,6 +52,18 @@ def gif_bytes(frames, fps):
     return buffer.getvalue()
 
 
+def _require_rgb_array(env_id):
+    """ConfigError when env_id's class declares no "rgb_array" render mode (it cannot be drawn)."""
+    from gymnasium.envs.registration import load_env_creator
+    from rlref.envs import env_spec
+    spec = env_spec(env_id)
+    creator = load_env_creator(spec.entry_point) if isinstance(spec.entry_point, str) else spec.entry_point
+    modes = getattr(creator, "metadata", {}).get("render_modes", [])
+    if "rgb_array" not in modes:
+        raise ConfigError(f"{env_id} cannot be drawn: its render_modes are {list(modes)}, and a video needs "
+                          f"rgb_array; evaluate without --video")
+
+
 def _require_ffmpeg(path):
     from matplotlib import animation
     if not animation.writers.is_available("ffmpeg"):
@@ -82,8 +94,9 @@ def record(trained, env_id, path, seed, episodes=1, every=1, shrink=1):
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
         raise ConfigError(f"the video file must end in one of {', '.join(FORMATS)}, got {path!r}")
+    _require_rgb_array(env_id)                               # before any episode is drawn
     if ext == ".mp4":
-        _require_ffmpeg(path)                                # before any episode is drawn
+        _require_ffmpeg(path)
     frames, returns, fps = episode_frames(trained, env_id, seed, episodes, every, shrink)
     fps = max(1.0, fps / every)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

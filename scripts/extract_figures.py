@@ -2,9 +2,9 @@
 
 A code cell that draws a figure names the file on a comment line of its own,
 
-    # figure: 01_variance.png
+    # figure: 02_variance.png
 
-and its first image/png output is written to figures/01_variance.png (a cell naming several
+and its first image/png output is written to figures/02_variance.png (a cell naming several
 files takes its image outputs in order). Nothing is executed: the images are the ones stored in
 the notebooks, so run this after re-executing them (see notebooks/README.md):
 

@@ -112,11 +112,13 @@ def test_run_with_other_settings_is_refused(grid):
 
 def test_failing_child_is_reported_and_the_grid_goes_on(tmp_path):
     out = str(tmp_path / "mixed")
-    done = cli("bench", "--algos", "ppo", "--envs", "NoSuchEnv-v0", "CartPole-v1", "--seeds", "1", "--steps", "2000",
+    # FrozenLake is a known id (an unknown one is refused before anything runs) whose observations
+    # rlref cannot take: its child fails
+    done = cli("bench", "--algos", "ppo", "--envs", "FrozenLake-v1", "CartPole-v1", "--seeds", "1", "--steps", "2000",
                "--jobs", "1", "--out", out)                      # one at a time: the failure comes first
     assert done.returncode == 1, done.stderr
-    assert re.search(r"ppo-NoSuchEnv-v0-s1 failed: .*NoSuchEnv", done.stderr)
-    assert table_row(done.stdout, "ppo", "NoSuchEnv-v0")[3] == "0 of 1 (1 failed)"
+    assert re.search(r"ppo-FrozenLake-v1-s1 failed: .*UnsupportedSpaceError", done.stderr)
+    assert table_row(done.stdout, "ppo", "FrozenLake-v1")[3] == "0 of 1 (1 failed)"
     assert table_row(done.stdout, "ppo", "CartPole-v1")[3] == "1"
     assert os.path.isfile(os.path.join(out, "runs", "ppo-CartPole-v1-s1", "summary.json"))
 
@@ -127,9 +129,9 @@ def test_scripts_get_every_summary_or_the_names_of_the_runs_that_failed(tmp_path
     got = summaries(good, 2, str(tmp_path / "logs"))
     assert [(s["seed"], s["config"]["total_steps"], s["eval_episodes"]) for s in got] == [(1, 600, 2), (2, 600, 2)]
     again = plan_run("ppo", "CartPole-v1", 1, str(tmp_path / "s1"), 600, ["eval_episodes=2"])      # finished: reused
-    bad = plan_run("ppo", "NoSuchEnv-v0", 1, str(tmp_path / "bad"), 600)
+    bad = plan_run("ppo", "FrozenLake-v1", 1, str(tmp_path / "bad"), 600)          # its child fails
     assert again["action"] == "reuse"
-    with pytest.raises(RuntimeError, match=r"1 of 2 runs did not finish .*: bad: .*NoSuchEnv"):
+    with pytest.raises(RuntimeError, match=r"1 of 2 runs did not finish .*: bad: .*UnsupportedSpaceError"):
         summaries([again, bad], 2, str(tmp_path / "logs"))
 
 

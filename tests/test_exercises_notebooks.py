@@ -11,9 +11,12 @@ tests/test_exercises_notebooks.py`` checks the notebooks without starting a kern
 """
 import numpy as np
 
+from rlref.advantages import n_step_returns
 from rlref.distributions import Categorical
 from rlref.gradcheck import numerical_grad
+from rlref.nn import init_mlp, mlp_forward
 from rlref.homework import expect
+from rlref.mdp import exact_J, exact_values, random_mdp, sample_episodes, softmax_policy, two_state_mdp
 from rlref.homework.testing import exercise, values_around
 
 
@@ -49,6 +52,37 @@ def test_softplus_backward_matches_finite_differences_of_the_forward_pass(out):
 @exercise("00.1", softplus_runs)
 def test_softplus_forward_at_its_limits(out):
     expect.close("out for z1 = (-50, 0, 50)", out["limits"], [[1.0, 2.0 + np.log(2.0), 53.0]] * 2, atol=1e-12)
+
+
+# ------------------------------------------------------------------ 00.2: a dead relu unit
+
+def dead_unit_runs(nb):
+    return {"params": nb.dead_params, "grads": nb.grads_dead, "x": nb.x_kink, "R": nb.R_kink}
+
+
+@exercise("00.2", dead_unit_runs)
+def test_dead_unit_is_off_and_passes_no_gradient(out):
+    ref = init_mlp([3, 5, 4, 2], np.random.default_rng(102), activation="relu")
+    p, g, x = out["params"], out["grads"], np.asarray(out["x"])
+    for k in ref:
+        if k != "b1":
+            expect.close(f"{k} (only b1 may change)", p[k], ref[k], atol=0.0)
+    expect.close("b1[1:] (only b1[0] may change)", np.asarray(p["b1"])[1:], ref["b1"][1:], atol=0.0)
+    z1 = x @ np.asarray(p["W1"]) + np.asarray(p["b1"])
+    expect.true((z1[:, 0] < 0).all(), "unit 0 must be off for every sample")
+    expect.true(np.all(np.asarray(g["W1"])[:, 0] == 0.0) and np.asarray(g["b1"])[0] == 0.0,
+                "the gradient of the dead unit's weights and bias must be exactly zero")
+    expect.true(np.abs(np.asarray(g["W1"])[:, 1:]).max() > 0, "the network must stay alive")
+    net = init_mlp([3, 5, 4, 2], np.random.default_rng(102), activation="relu")     # the student's values, a relu MLP
+    for k in net:
+        net[k] = np.asarray(p[k], dtype=float)
+
+    def loss_w2(w):
+        net["W2"] = w
+        return np.sum(mlp_forward(net, x)[0] * np.asarray(out["R"]))
+
+    numeric = numerical_grad(loss_w2, np.asarray(p["W2"], dtype=float).copy())
+    expect.gradient("grads_dead['W2']", np.asarray(g["W2"]), numeric)
 
 
 # ------------------------------------------------------------------ 00.3: the reverse KL and its gradient
@@ -99,7 +133,98 @@ def test_complex_step_is_exact_to_rounding_at_tiny_h(out):
     expect.true(1e-10 < err < 1e-5, f"at h = 1e-3 the error is O(h^2) (about 1e-7), got {err:.3g}")
 
 
-# ------------------------------------------------------------------ 01.2: GAE by the backward recursion
+# ------------------------------------------------------------------ 00.5: the empirical Fisher's error against m
+
+Z_F, MS = np.array([[0.5, -1.0, 0.2, 1.5]]), np.array([10, 30, 100, 300, 1000, 3000])
+
+
+def fisher_errors_runs(nb):
+    return {"errs": nb.fisher_errors(Z_F, MS, 200, 7), "other_seeds": [nb.fisher_errors(Z_F, MS[:2], 20, s) for s in (1, 2)]}
+
+
+@exercise("00.5", fisher_errors_runs)
+def test_fisher_errors_fall_like_one_over_root_m(out):
+    e = expect.as_array("errors", out["errs"], MS.shape)
+    expect.true(np.all(np.diff(e) < 0), "the error must fall as m grows")
+    slope = np.polyfit(np.log(MS), np.log(e), 1)[0]
+    expect.true(abs(slope + 0.5) < 0.08, f"slope of log error against log m {slope:.3f}; the CLT says -1/2")
+    p = Categorical(Z_F).probs[0]
+    outer = np.stack([np.outer(np.eye(4)[a] - p, np.eye(4)[a] - p) for a in range(4)])
+    spread = np.sqrt(np.einsum("a,aij->", p, (outer - Categorical(Z_F).fisher()[0]) ** 2))
+    ratio = e[-1] * np.sqrt(MS[-1]) / spread
+    expect.true(0.8 < ratio <= 1.05,
+                f"error x sqrt(m) / sd of one outer product is {ratio:.3f} at m = 3000; about 1 expected")
+    expect.true(not np.allclose(*out["other_seeds"]), "different seeds must give different runs")
+
+
+# ------------------------------------------------------------------ 01.1: J of the two-state MDP
+
+def j_two_state_runs(nb):
+    rng = np.random.default_rng(111)
+    cases = [(2 * rng.standard_normal((2, 2)), rng.uniform(0.1, 1.0)) for _ in range(6)]
+    return {"cases": cases, "J": [nb.J_two_state(th, gm) for th, gm in cases]}
+
+
+@exercise("01.1", j_two_state_runs)
+def test_j_two_state_is_the_exact_objective(out):
+    for (th, gm), got in zip(out["cases"], out["J"]):
+        expect.close(f"J at gamma = {gm:.3f}", got, exact_J(two_state_mdp(gm), th), atol=1e-12)
+
+
+# ------------------------------------------------------------------ 01.2: the optimal constant baseline
+
+def baseline_case(seed=112):
+    rng = np.random.default_rng(seed)
+    Y = rng.standard_normal((400, 3, 2))
+    return 2.0 * Y + Y ** 2 * rng.standard_normal((400, 3, 2)) + 0.5, Y
+
+
+def rtg_baseline_runs(nb):
+    X, Y = baseline_case()
+    return nb.optimal_rtg_baseline(X, Y)
+
+
+@exercise("01.2", rtg_baseline_runs)
+def test_optimal_rtg_baseline_minimizes_the_second_moment(out):
+    X, Y = baseline_case()
+    b = expect.as_array("b", out, (3, 2))
+    second = lambda b_: ((X - b_ * Y) ** 2).mean(axis=0)
+    for h in (1e-3, -1e-3):
+        expect.true((second(b + h) > second(b)).all(), f"moving b by {h} must raise the second moment in every coordinate")
+
+
+# ------------------------------------------------------------------ 01.3: REINFORCE on the tabular MDP
+
+def tabular_mdp():
+    return random_mdp(4, 3, np.random.default_rng(1), gamma=0.8, p_terminate=0.1)
+
+
+def tabular_reinforce_runs(nb):
+    mdp = tabular_mdp()
+    return {"curves": [nb.tabular_reinforce(mdp, 50, 20, 1.0, seed) for seed in range(8)],
+            "still": nb.tabular_reinforce(mdp, 3, 5, 0.0, 0)}
+
+
+def optimal_J(mdp):
+    V = np.zeros(mdp.n_states)
+    for _ in range(3000):
+        V = (mdp.R + mdp.gamma * mdp.P @ V).max(axis=1)
+    return mdp.mu0 @ V
+
+
+@exercise("01.3", tabular_reinforce_runs)
+def test_tabular_reinforce_runs_learn(out):
+    mdp = tabular_mdp()
+    J0 = exact_J(mdp, np.zeros((4, 3)))
+    curves = np.array([expect.as_array(f"curve of seed {k}", c, (51,)) for k, c in enumerate(out["curves"])])
+    expect.close("J before the first update", curves[:, 0], np.full(8, J0), atol=1e-12)
+    expect.true(len(np.unique(np.round(curves[:, -1], 12))) == 8, "the eight seeds must give eight different runs")
+    expect.close("J at lr = 0", expect.as_array("curve at lr = 0", out["still"], (4,)), np.full(4, J0), atol=1e-12)
+    closed = (curves[:, -1].mean() - J0) / (optimal_J(mdp) - J0)
+    expect.true(closed > 0.7, f"the runs close {closed:.0%} of the gap to J* on average; at least 70 % expected")
+
+
+# ------------------------------------------------------------------ 02.1: GAE by the backward recursion
 
 # the hand-worked case of test_exercises_returns.py (GAE.2): gamma = lam = 0.5, one env, T = 3
 HAND = [np.array([[1.0], [0.0], [2.0]]), np.array([[0.5], [0.2], [0.1]]), np.array([[0.2], [0.1], [0.3]])]
@@ -117,13 +242,13 @@ def my_gae_runs(nb):
             "later_rewards_changed": nb.my_gae(later, v, v2, dones, dones, 0.9, 0.8), "dones": dones}
 
 
-@exercise("01.2", my_gae_runs)
+@exercise("02.1", my_gae_runs)
 def test_my_gae_on_cases_worked_by_hand(out):
     expect.close("A (running on)", out["hand"], [[0.690625], [0.3625], [2.05]], atol=1e-12)
     expect.close("A (terminated at t = 1)", out["hand_terminated"], [[0.55], [-0.2], [2.05]], atol=1e-12)
 
 
-@exercise("01.2", my_gae_runs)
+@exercise("02.1", my_gae_runs)
 def test_my_gae_ends_each_episode(out):
     dones = np.asarray(out["dones"])
     first = np.cumsum(dones, axis=0) - dones == 0
@@ -132,7 +257,139 @@ def test_my_gae_ends_each_episode(out):
                  expect.as_array("A", out["rollout"], dones.shape)[first], atol=1e-12)
 
 
-# ------------------------------------------------------------------ 03.5: the Woodbury solve
+# ------------------------------------------------------------------ 02.2: E[A_hat | s, a] of the n-step advantage
+
+def nstep_runs(nb):
+    mdp = tabular_mdp()
+    theta = np.random.default_rng(5).standard_normal((4, 3))
+    probs = softmax_policy(theta)
+    V, _ = exact_values(mdp, probs)
+    return {"exact": [nb.expected_nstep_advantage(mdp, probs, V, n) for n in (1, 3, 7)],
+            "long": nb.expected_nstep_advantage(mdp, probs, 0.6 * V, 400),
+            "three": nb.expected_nstep_advantage(mdp, probs, 0.6 * V, 3)}
+
+
+@exercise("02.2", nstep_runs)
+def test_expected_nstep_advantage_limits(out):
+    mdp = tabular_mdp()
+    probs = softmax_policy(np.random.default_rng(5).standard_normal((4, 3)))
+    V, Q = exact_values(mdp, probs)
+    for n, got in zip((1, 3, 7), out["exact"]):
+        expect.close(f"exact critic, n = {n}: Q - V", got, Q - V[:, None], atol=1e-10)
+    expect.close("n = 400 with the critic 0.6 V: Q - 0.6 V", out["long"], Q - 0.6 * V[:, None], atol=1e-10)
+
+
+@exercise("02.2", nstep_runs)
+def test_expected_nstep_advantage_matches_sampled_advantages(out):
+    mdp = tabular_mdp()
+    theta = np.random.default_rng(5).standard_normal((4, 3))
+    V_c = 0.6 * exact_values(mdp, softmax_policy(theta))[0]
+    eps = sample_episodes(mdp, theta, np.random.default_rng(6), 20_000)
+    last = eps.t == eps.lengths[eps.episode] - 1
+    nxt = np.where(last, 0.0, V_c[np.where(last, 0, np.roll(eps.states, -1))])
+    T, K = eps.lengths.max(), len(eps)
+    pad = lambda x, fill=0.0: _pad(x, eps, T, K, fill)
+    ends = pad(last.astype(float), 1.0)
+    R3 = n_step_returns(pad(eps.rewards), pad(nxt), ends, ends, mdp.gamma, 3)[eps.t, eps.episode]
+    A3, pair = R3 - V_c[eps.states], eps.states * 3 + eps.actions
+    want = expect.as_array("E[A_hat | s, a]", out["three"], (4, 3)).ravel()
+    z = [(A3[pair == k].mean() - want[k]) / (A3[pair == k].std(ddof=1) / np.sqrt((pair == k).sum())) for k in range(12)]
+    expect.true(np.max(np.abs(z)) < 4.5,
+                f"sampled 3-step advantages disagree with the expectation: max |z| {np.max(np.abs(z)):.1f}")
+
+
+def _pad(x, eps, T, K, fill):
+    out = np.full((T, K), fill)
+    out[eps.t, eps.episode] = x
+    return out
+
+
+# ------------------------------------------------------------------ 02.3: online actor-critic on the tabular MDP
+
+def online_ac_runs(nb):
+    mdp = tabular_mdp()
+    rng = np.random.default_rng(114)
+    steps = []
+    for _ in range(6):
+        th, V = rng.standard_normal((4, 3)), rng.standard_normal(4)
+        s, a, s2, end = int(rng.integers(4)), int(rng.integers(3)), int(rng.integers(4)), bool(rng.integers(2))
+        steps.append(((th, V, s, a, s2, end), nb.tabular_online_step(th, V, s, a, 0.7, s2, end, 0.9, 0.1, 0.2)))
+    return {"steps": steps, "curves": [nb.run_online_ac(mdp, 640, 0.3, 0.1, seed) for seed in range(12)],
+            "still": nb.run_online_ac(mdp, 64, 0.0, 0.1, 0)}
+
+
+@exercise("02.3", online_ac_runs)
+def test_tabular_online_step_follows_the_td_error(out):
+    for (th, V, s, a, s2, end), got in out["steps"]:
+        th, V, s, a, s2, end = np.asarray(th), np.asarray(V), int(s), int(a), int(s2), bool(end)
+        th_new, V_new, delta = got
+        target = 0.7 + (0.0 if end else 0.9 * V[s2])
+        expect.close("delta", delta, target - V[s], atol=1e-12)
+        # the critic moves V(s) towards the fixed target: (1 - lr_v) V(s) + lr_v target, other states unchanged
+        want_V = V.copy()
+        want_V[s] = (1 - 0.2) * V[s] + 0.2 * target
+        expect.close("V after the step", V_new, want_V, atol=1e-12)
+        # the actor's change, divided by lr_pi delta, is the gradient of log pi(a|s) (finite differences)
+        logp = lambda row: row[a] - np.log(np.exp(row).sum())
+        numeric = np.zeros_like(th)
+        numeric[s] = numerical_grad(logp, th[s].copy())
+        expect.close("(theta_new - theta) / (lr_pi delta)", (np.asarray(th_new) - th) / (0.1 * delta), numeric, atol=1e-6)
+
+
+@exercise("02.3", online_ac_runs)
+def test_online_ac_runs_learn(out):
+    mdp = tabular_mdp()
+    J0 = exact_J(mdp, np.zeros((4, 3)))
+    curves = np.array([expect.as_array(f"curve of seed {k}", c, (20,)) for k, c in enumerate(out["curves"])])
+    expect.true(len(np.unique(np.round(curves[:, -1], 12))) == 12, "the twelve seeds must give twelve different runs")
+    expect.close("J at lr_pi = 0", expect.as_array("curve at lr_pi = 0", out["still"], (2,)), np.full(2, J0), atol=1e-12)
+    gain = curves[:, -1] - J0
+    expect.true(gain.mean() > 3 * gain.std(ddof=1) / np.sqrt(12), "the runs do not clearly improve on J(theta = 0)")
+
+
+# ------------------------------------------------------------------ 03.1: the natural gradient of a 1-D Gaussian
+
+GAUSS_CASES = ((0.3, np.array([1.0, -2.0])), (-1.2, np.array([0.5, 0.7])), (0.8, np.array([-1.5, 0.1])))
+
+
+def gaussian_natural_runs(nb):
+    return [nb.gaussian_natural(g, ls) for ls, g in GAUSS_CASES]
+
+
+@exercise("03.1", gaussian_natural_runs)
+def test_gaussian_natural_solves_the_fisher_system(out):
+    for (ls, g), got in zip(GAUSS_CASES, out):
+        x = expect.as_array(f"F^-1 g at log_std = {ls}", got, (2,))
+        # the Fisher as the covariance of the score, by quadrature over a = mu + sigma eps (Gauss-Hermite)
+        eps, w = np.polynomial.hermite_e.hermegauss(40)
+        w = w / w.sum()
+        score = np.stack([eps / np.exp(ls), eps ** 2 - 1.0])                 # (2, 40) d log p / d(mu, log sigma)
+        F = (score * w) @ score.T
+        expect.close(f"F x at log_std = {ls}", F @ x, g, atol=1e-9)
+
+
+# ------------------------------------------------------------------ 03.2: the empirical Fisher's error, through a network
+
+def empirical_fisher_runs(nb):
+    from rlref.algos import npg
+    from rlref.policy import init_policy
+    rng = np.random.default_rng(120)
+    policy, obs = init_policy([3, 6, 3], rng, out_gain=1.0), rng.standard_normal((200, 3))
+    F = npg.fisher_matrix(npg.fisher_factor(policy, obs, "exact"))
+    return {"errs": nb.empirical_fisher_errors(policy, obs, F, (1, 4, 16, 64), 5),
+            "seeds": [nb.empirical_fisher_errors(policy, obs, F, (1,), s) for s in (1, 2)]}
+
+
+@exercise("03.2", empirical_fisher_runs)
+def test_empirical_fisher_error_falls_like_one_over_root_k(out):
+    e = expect.as_array("errors", out["errs"], (4,))
+    expect.true(np.all(np.diff(e) < 0), "the error must fall as k grows")
+    slope = np.polyfit(np.log([1, 4, 16, 64]), np.log(e), 1)[0]
+    expect.true(abs(slope + 0.5) < 0.1, f"slope of log error against log k {slope:.3f}; the CLT says -1/2")
+    expect.true(not np.allclose(*out["seeds"]), "different seeds must give different runs")
+
+
+# ------------------------------------------------------------------ 03.3: the Woodbury solve
 
 def woodbury_case(seed=125):
     rng = np.random.default_rng(seed)
@@ -144,7 +401,7 @@ def woodbury_runs(nb):
     return [nb.woodbury_solve(Z, g, lam) for lam in (1e-2, 1.0)]
 
 
-@exercise("03.5", woodbury_runs)
+@exercise("03.3", woodbury_runs)
 def test_woodbury_solve_against_a_dense_solve(out):
     Z, g = woodbury_case()
     for lam, got in zip((1e-2, 1.0), out):

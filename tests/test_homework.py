@@ -31,7 +31,8 @@ NB_TAGS = [e.tag for e in EXERCISES if e.is_notebook]
 
 @pytest.fixture(scope="module")
 def student(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("hw") / "all")
+    out = str(tmp_path_factory.mktemp("hw"))          # an empty folder that exists: accepted, as train accepts one
+    assert os.listdir(out) == []
     made = make(out)
     assert made["record"] is None and not os.path.exists(os.path.join(ROOT, "homework.json"))
     return out

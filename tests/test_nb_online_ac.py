@@ -1,4 +1,4 @@
-"""a2c.online_step (the notes' online actor-critic, notebook 01): each update against finite
+"""a2c.online_step (the notes' online actor-critic, notebook 02): each update against finite
 differences of the quantity it follows, and against the batch loss at N = 1."""
 import numpy as np
 import pytest

@@ -87,7 +87,7 @@ def test_global_seeding_changes_nothing(tmp_path):
 
 def test_save_load_evaluate_gives_the_summary_returns(two_runs):
     d = two_runs[0]
-    done = rlref("evaluate", d)
+    done = rlref("evaluate", d, "--json")
     assert done.returncode == 0, done.stderr
     with open(os.path.join(d, "summary.json")) as f:
         summary = json.load(f)
@@ -139,7 +139,7 @@ def test_non_finite_parameters_are_never_saved(tmp_path):
 
 @pytest.mark.parametrize("setting, match", [("gamma=1.5", r"gamma must be in \[0.0, 1.0\], got 1.5"),
                                             ("lam=-0.1", "lam"), ("lr=0", "lr must be in"),
-                                            ("n_steps=0", "n_steps"), ("n_steps=2.5", "n_steps must be a int"),
+                                            ("n_steps=0", "n_steps"), ("n_steps=2.5", "n_steps must be a whole number"),
                                             ("nonsense=1", "unknown setting 'nonsense'")])
 def test_bad_settings_fail_before_any_env_step(setting, match, tmp_path, capsys):
     out = str(tmp_path / "run")
@@ -224,7 +224,8 @@ def test_named_errors_reach_the_user_as_one_line(args, line, tmp_path):
 
 def test_unknown_algorithm_is_refused_by_the_parser():
     done = rlref("train", "dqn")
-    assert done.returncode == 2 and "invalid choice: 'dqn'" in done.stderr
+    assert done.returncode == 2 and "'dqn' is not one of reinforce, a2c, npg, trpo, ppo, dppo" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
 def test_no_run_destroys_another(tmp_path):

@@ -1,6 +1,6 @@
 """Synchronous advantage actor-critic (A2C), as in the Deep RL Bootcamp's lab 4.
 
-Derived in ``notebooks/01_policy_gradient.ipynb`` from the course notes: the *PG review notes*
+Derived in ``notebooks/02_actor_critic.ipynb`` from the course notes: the *PG review notes*
 (actor-critic) and the *Lab 4 write-up* (A2C) (notebooks/README.md lists them). E envs step together
 for T steps; the critic V_phi supplies the baseline and the bootstrap; one gradient step on the
 combined loss follows each rollout.
@@ -57,8 +57,8 @@ class Config(TrainConfig):
     advantage: str = "gae"           # "gae" (GAE.2) or "nstep" (AC.2)
     lam: float = 0.95                # GAE lambda (1.0 = the lab's bootstrapped returns)
     n: int = 5                       # n of the n-step advantage
-    ent_coef: float = 0.0            # c_ent
-    vf_coef: float = 0.5             # c_v
+    ent_coef: float = 0.0            # c_ent: weight of the entropy bonus
+    vf_coef: float = 0.5             # c_v: weight of the value loss
     lr: float = 3e-3                 # Adam step size
     anneal_lr: bool = True           # decay lr linearly to 0 over the step budget
     adam_eps: float = 1e-4           # Adam epsilon (see the note in update)
@@ -128,7 +128,7 @@ def update(agent, batch, config, rng, budget_used=0.0):
 
 
 # ------------------------------------------------------------------------------ online actor-critic
-# Not used by `update` or the command line: the notes' online variant, for notebook 01, which
+# Not used by `update` or the command line: the notes' online variant, for notebook 02, which
 # compares its noise with the batch update above.
 
 def online_step(policy, value, obs, action, reward, next_obs, terminated, gamma, lr_pi, lr_v):

@@ -50,7 +50,6 @@ One iteration, on every rank:
 
 Without mpiexec (or without mpi4py) it is one worker, and then exactly PPO.
 """
-import hashlib
 import sys
 from dataclasses import dataclass
 
@@ -58,10 +57,9 @@ import numpy as np
 
 from rlref.advantages import batch_samples
 from rlref.algos import ppo
-from rlref.errors import ConfigError, SyncError, require_float, require_int
-from rlref.nn import flatten, unflatten
+from rlref import workers as mpi
+from rlref.errors import ConfigError, require_float, require_int
 from rlref.normalize import rms_init, rms_merge
-from rlref.seeding import generators
 
 ROLLOUT = "steps"
 
@@ -79,7 +77,7 @@ PRESETS = {
 class Config(ppo.Config):
     hidden: tuple = (32, 32)         # DPPO keeps PPO's settings of its calibration (ppo.Config's moved on)
     num_envs: int = 8                # E per worker (T = n_steps steps of each per iteration)
-    n_steps: int = 32                # T
+    n_steps: int = 32                # T: steps per env per iteration
     lr: float = 5e-3                 # Adam step size
     max_grad_norm: float = 0.5       # global-norm clip of the (averaged) gradient
     epochs: int = 10                 # passes over the batch (10 solved more calibration seeds than 5: docs/results.md)
@@ -104,94 +102,21 @@ def init_agent(config, obs_dim, act_dim, gaussian, rng):
 
 
 # ---------------------------------------------------------------------------------------------
-# Workers: what the training loop (rlref/train.py) and the update need from MPI.
+# Workers: rlref/workers.py has the MPI plumbing; DPPO adds the merge of the statistics (DPPO.3).
 # ---------------------------------------------------------------------------------------------
-
-def _mpi_world():
-    """(mpi4py.MPI, COMM_WORLD), or (None, None) when mpi4py is not installed."""
-    try:
-        from mpi4py import MPI
-    except ImportError:
-        return None, None
-    return MPI, MPI.COMM_WORLD
-
-
-HOW_TO_SCALE = ("dppo: running as one worker{why}. To train with W workers: "
-                "mpiexec -n W python -m rlref train dppo ...{install}")
-
 
 def workers(config=None):
     """The Workers of this process's MPI job (one worker, with a notice, outside mpiexec)."""
-    MPI, comm = _mpi_world()
+    MPI, comm = mpi.mpi_world()
     if comm is None or comm.Get_size() == 1:
         why = " (mpi4py is not installed)" if comm is None else ""
         install = " (first: pip install -r requirements-mpi.txt)" if comm is None else ""
-        print(HOW_TO_SCALE.format(why=why, install=install), file=sys.stderr, flush=True)
+        print(mpi.HOW_TO_SCALE.format(why=why, install=install), file=sys.stderr, flush=True)
     return Workers(comm, MPI)
 
 
-class Workers:
-    """The ranks of an MPI communicator (or one process, comm=None), and the collectives DPPO uses.
-
-    shared: the normalization statistics as of the last merge, from which each rank's local
-    changes are measured (DPPO.3)."""
-
-    def __init__(self, comm=None, MPI=None):
-        self.comm, self.MPI = (comm, MPI) if comm is not None and comm.Get_size() > 1 else (None, None)
-        self.rank = comm.Get_rank() if self.comm else 0
-        self.size = comm.Get_size() if self.comm else 1
-        self.shared = {}
-
-    def generators(self, seed):
-        """Rank 0: the run's named generators, as in a one-process run; rank r >= 1: its own five
-        (rlref/seeding.py)."""
-        return generators(seed, worker=self.rank)
-
-    def mean(self, x):
-        """The average over ranks of an array (Allreduce), identical on every rank.  (DPPO.1)"""
-        if self.comm is None:
-            return x
-        return self._allreduce(np.asarray(x, dtype=np.float64), self.MPI.SUM) / self.size
-
-    def total(self, x):
-        """A number, or a tuple of numbers, summed over ranks (as floats): one Allreduce."""
-        if self.comm is None:
-            return x
-        out = self._allreduce(np.atleast_1d(np.asarray(x, dtype=np.float64)), self.MPI.SUM)
-        return tuple(float(v) for v in out) if isinstance(x, tuple) else float(out[0])
-
-    def _allreduce(self, x, op):
-        x = np.ascontiguousarray(x)
-        out = np.empty_like(x)
-        self.comm.Allreduce(x, out, op=op)
-        return out
-
-    def smallest(self, n):
-        return n if self.comm is None else self.comm.allreduce(n, op=self.MPI.MIN)
-
-    def gather(self, items):
-        """A list concatenated over ranks in rank order, on every rank."""
-        if self.comm is None:
-            return list(items)
-        return [x for part in self.comm.allgather(list(items)) for x in part]
-
-    def collected(self, steps, returns, lengths):
-        """This iteration's env steps summed over ranks, and every rank's finished episodes (returns
-        and lengths, in rank order): one collective."""
-        if self.comm is None:
-            return steps, list(returns), list(lengths)
-        parts = self.comm.allgather((steps, list(returns), list(lengths)))
-        return (sum(p[0] for p in parts), [x for p in parts for x in p[1]], [x for p in parts for x in p[2]])
-
-    def broadcast(self, agent):
-        """Rank 0's policy and value parameters, on every rank."""
-        if self.comm is None:
-            return agent
-        for part in ("policy", "value"):
-            theta = np.ascontiguousarray(flatten(agent[part]))
-            self.comm.Bcast(theta, root=0)
-            agent[part] = unflatten(theta, agent[part])
-        return agent
+class Workers(mpi.Workers):
+    """rlref.workers.Workers with DPPO's merge of the normalization statistics (DPPO.3)."""
 
     def after_collect(self, collector):
         """Merge each rank's local changes to the normalization statistics.  (DPPO.3)"""
@@ -209,44 +134,6 @@ class Workers:
     def after_resume(self, collector):
         """A resumed run's statistics, identical on every rank at a checkpoint, are the shared ones."""
         self.shared = collector.stats()
-
-    def agree(self, flags):
-        """Each of a few integer flags' maximum over ranks, on every rank: one Allreduce. The
-        training loop's decisions to stop (a signal caught on any rank) and to save."""
-        if self.comm is None:
-            return list(flags)
-        return [int(v) for v in self._allreduce(np.array(flags, dtype=np.int64), self.MPI.MAX)]
-
-    def gather_on_root(self, item):
-        """[every rank's item, in rank order] on rank 0, None on the others (a checkpoint's parts)."""
-        return [item] if self.comm is None else self.comm.gather(item, root=0)
-
-    def barrier(self):
-        if self.comm is not None:
-            self.comm.Barrier()
-
-    def abort(self, err):
-        """An error on one rank would leave the others waiting in a collective for ever: say which
-        rank failed and why, then end the whole MPI job (MPI_Abort)."""
-        if self.comm is None:
-            return
-        print(f"error on rank {self.rank} of {self.size}: {type(err).__name__}: {err}; aborting the MPI job",
-              file=sys.stderr, flush=True)
-        self.comm.Abort(2)
-
-    def check_sync(self, agent, updates):
-        """SyncError unless every rank holds bitwise the same parameters, optimizer state and beta."""
-        if self.comm is None:
-            return
-        digest = hashlib.sha256()
-        for x in (flatten(agent["policy"]), flatten(agent["value"]), agent["opt"]["m"], agent["opt"]["v"],
-                  np.asarray(agent["state"]["beta"], dtype=np.float64)):
-            digest.update(np.ascontiguousarray(x).tobytes())
-        sums = self.comm.allgather(digest.hexdigest()[:16])
-        if len(set(sums)) > 1:
-            raise SyncError(f"the workers' parameters differ after update {updates}: checksums by rank "
-                            f"{sums}; every rank must apply the same averaged gradient to the same "
-                            f"parameters (same data sizes, same number of minibatch steps)")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ max_kl / g^T F^-1 g)) and the *PG review notes* (TRPO: Taylor expansion of the K
 notebooks/README.md lists the notes. Notation: N valid samples (s_i, a_i) of one rollout, P policy
 parameters theta, score_i = grad_theta log pi_theta(a_i|s_i) (a row of ``score``, shape (N, P)), J_i
 = d(distribution parameters of sample i) / d theta, M_i the Fisher of the distribution in its own
-parameters (DIST.4, DIST.8), lambda = ``damping``.
+parameters (DIST.4, DIST.8), xi = ``damping``.
 
     g = (1/N) sum_i score_i A_hat_i                     policy gradient, GAE advantages  (NPG.1)
     KL(pi_old || pi_{theta_old + s}) = 1/2 s^T F s + O(|s|^3),
@@ -15,8 +15,8 @@ parameters (DIST.4, DIST.8), lambda = ``damping``.
     F = (1/N) sum_i score_i score_i^T = score^T score / N    empirical (sampled a_i)    (NPG.4)
     max_s g^T s  s.t.  1/2 s^T F s <= max_kl   =>   s = step_size x,   x = F^-1 g,
         step_size = sqrt(2 max_kl / x^T F x) = sqrt(2 max_kl / g^T x)                     (NPG.5)
-    F + lambda I = L L^T (Cholesky);   L y = g,   L^T x = y                              (NPG.6)
-    F = Z^T Z with Z (R, P), R < P:   x = (g - Z^T (lambda I_R + Z Z^T)^-1 Z g) / lambda  (NPG.7)
+    F + xi I = L L^T     (Cholesky);   L y = g,   L^T x = y                              (NPG.6)
+    F = Z^T Z with Z (R, P), R < P:   x = (g - Z^T (xi I_R + Z Z^T)^-1 Z g) / xi          (NPG.7)
     tabular softmax, F weighted by the discounted visitation: x(s, a) = A(s, a) + c(s)     (NPG.8)
 
 Both Fishers are Gram matrices F = Z^T Z of a "Fisher factor" Z with R rows: for (NPG.4) the rows
@@ -24,7 +24,7 @@ are score_i / sqrt(N) (R = N); for (NPG.3) they are the rows of sqrt(1/N) C_i J_
 square root of M_i (C_i^T C_i = M_i): A - 1 rows per sample for a categorical policy (its logits can
 all shift by a constant without changing the probabilities, so M_i has rank A - 1), A rows per
 sample plus A rows for the shared log_std for a Gaussian one. With Z = score / sqrt(N), (NPG.7) is the notes'
-x = (1/lambda)(g - score^T (N lambda I + score score^T)^-1 score g).
+x = (1/xi)(g - score^T (N xi I + score score^T)^-1 score g).
 
 Per-sample gradients, without N backward passes: (MLP.2) sums dW_k = sum_i outer(h_{k-1,i}, dz_{k,i})
 over the batch; keeping the terms apart gives every sample's gradient at once from the one
@@ -35,7 +35,7 @@ One iteration:
   Step 2. V_phi on every observation; A_hat and R_hat by GAE (GAE.2).
   Step 3. g by (NPG.1), through the surrogate's backward pass (PG.4).
   Step 4. The Fisher factor Z: exact (NPG.3) or empirical (NPG.4).
-  Step 5. x = (F + lambda I)^-1 g by Cholesky: on the P x P matrix (NPG.6), or on the R x R
+  Step 5. x = (F + xi I)^-1 g by Cholesky: on the P x P matrix (NPG.6), or on the R x R
           matrix of (NPG.7) when R < P. A matrix that is not positive definite raises ConfigError.
   Step 6. theta <- theta_old + step_size x by (NPG.5), max_kl decayed linearly over the
           budget (anneal_kl); log the exact mean KL(pi_old || pi_new) on the batch.
@@ -67,7 +67,7 @@ class Config(TrainConfig):
     lam: float = 0.97                # GAE lambda
     fisher: str = "exact"            # "exact" (NPG.3) or "empirical" (NPG.4)
     max_kl: float = 0.01             # max_kl: the KL budget of the quadratic model (NPG.5)
-    damping: float = 0.1             # lambda of F + lambda I (NPG.6)
+    damping: float = 0.1             # xi of F + xi I (NPG.6)
     anneal_kl: bool = True           # decay max_kl linearly to 0 over the step budget (OPT.4)
     lr_v: float = 3e-3               # Adam step size for phi
     v_iters: int = 40                # full-batch Adam steps on the value loss per iteration
@@ -236,11 +236,11 @@ def natural_direction(Z, g, damping, route="auto"):
                           f"set damping > 0 (the default is 0.1) or use more samples")
     if route == "woodbury" or (route == "auto" and R < P):
         gram = Z @ Z.T                                               # (R, R) symmetric product
-        gram[np.diag_indices(R)] += damping                          # lambda I_R + Z Z^T
-        y = cho_solve(cholesky(gram, "lambda I + Z Z^T"), Z @ g)     # (R,)
+        gram[np.diag_indices(R)] += damping                          # xi I_R + Z Z^T
+        y = cho_solve(cholesky(gram, "damping I + Z Z^T"), Z @ g)     # (R,)
         return (g - Z.T @ y) / damping, "woodbury"                   # (NPG.7)
     F = fisher_matrix(Z)                                             # (P, P)   (NPG.3) / (NPG.4)
-    F[np.diag_indices(P)] += damping                                 # F + lambda I
+    F[np.diag_indices(P)] += damping                                 # F + xi I
     return cho_solve(cholesky(F, "F + damping I"), g), "fisher"      # (NPG.6)
 
 
@@ -256,7 +256,7 @@ def natural_step(policy, obs, actions, A_hat, config, route="auto", max_kl=None)
     x, route = natural_direction(Z, g, config.damping, route)                          # (NPG.6), (NPG.7)
     # NOTE (implementation detail): the step size uses x^T F x with the exact F, the Hessian of
     # the KL (NPG.2), as the lab does with its F. It equals the notes' g^T x when F is the exact
-    # Fisher and damping = 0; with damping, g^T x = x^T F x + lambda |x|^2 would make the step
+    # Fisher and damping = 0; with damping, g^T x = x^T F x + xi |x|^2 would make the step
     # shorter than the KL budget, and an empirical F only estimates the KL's curvature.
     xFx = fisher_quadratic(dist, cache, x, policy)                   # x^T F x of (NPG.5) by (TRPO.6)
     step_size = np.sqrt(2.0 * max_kl / xFx) if xFx > 0 else 0.0                        # (NPG.5)

@@ -109,7 +109,7 @@ def add_parser(sub, common):
     q = actions.add_parser("list", help="the exercises, their points and tests", parents=[common])
     q.set_defaults(func=cmd_list)
     q = actions.add_parser("make", help="write a student version with the chosen exercises as stubs", parents=[common])
-    q.add_argument("--out", required=True, help="a new folder for the student version")
+    q.add_argument("--out", required=True, help="a new (or empty) folder for the student version")
     q.add_argument("--exercises", nargs="+", default=[], metavar="TAG")
     q.add_argument("--all", action="store_true", help="every exercise of the table")
     q.add_argument("--nbgrader-source", default=None, metavar="DIR", help="also write nbgrader's source version of "

@@ -22,7 +22,7 @@ Each entry of EXERCISES says what the student writes and how it is graded:
   function's stand-in when the package needs it (rlref/homework/standins.py; an exercise whose
   tests reach a stand-in lists the cutting exercise in its ``deps``).
 - ``answers`` (notebook exercises): the function exercises whose answer this exercise's solution
-  computes too (``01.2``, GAE by hand, answers ``PG.3``, ``GAE.1`` and ``GAE.2``). When one of them
+  computes too (``02.1``, GAE by hand, answers ``PG.3``, ``GAE.1`` and ``GAE.2``). When one of them
   is assigned and this exercise is not, its solution regions are cleared all the same, ungraded;
   when this one is assigned without them, ``make`` notes that the package keeps their functions.
   UNGRADED_ANSWERS says the same of notebook exercises the table does not grade (yet).
@@ -77,8 +77,11 @@ EXERCISES = (
       "d KL(self || other) / d (other.mean, other.log_std)", 1),
     E("00.1", "notebooks/00_backprop_and_gradcheck.ipynb", "softplus MLP: forward and backward pass", 1,
       answers=("MLP.2",)),
+    E("00.2", "notebooks/00_backprop_and_gradcheck.ipynb", "a dead relu unit: b1 chosen, the gradient through it", 1),
     E("00.3", "notebooks/00_backprop_and_gradcheck.ipynb", "the reverse KL and its gradient in the logits", 1),
     E("00.4", "notebooks/00_backprop_and_gradcheck.ipynb", "the complex-step derivative", 1),
+    E("00.5", "notebooks/00_backprop_and_gradcheck.ipynb",
+      "the empirical Fisher's error against m: runs whose statistics are checked (about 2 s)", 1),
     # notebook 01: returns, advantages, REINFORCE, A2C
     E("PG.3", "rlref/advantages.py:discount_cumsum",
       "y_t = x_t + gamma (1 - dones_t) y_{t+1}, backwards from y_T = bootstrap", 2),
@@ -90,12 +93,23 @@ EXERCISES = (
     E("AC.3", "rlref/algos/a2c.py:loss_and_grad",
       "the A2C loss (policy, entropy, value terms) and its gradients in theta and phi", 3,
       ("DIST.1", "DIST.2", "MLP.2")),
-    E("01.2", "notebooks/01_policy_gradient.ipynb", "GAE by the backward recursion", 1,
+    E("01.1", "notebooks/01_policy_gradient.ipynb", "J of the two-state MDP in closed form", 1),
+    E("01.2", "notebooks/01_policy_gradient.ipynb", "the variance-optimal constant baseline for reward-to-go", 1),
+    E("01.3", "notebooks/01_policy_gradient.ipynb", "REINFORCE on the tabular MDP: runs that learn (about 5 s)", 1),
+    # notebook 02: critics, GAE, actor-critic
+    E("02.1", "notebooks/02_actor_critic.ipynb", "GAE by the backward recursion", 1,
       answers=("PG.3", "GAE.1", "GAE.2")),
+    E("02.2", "notebooks/02_actor_critic.ipynb", "E[A_hat | s, a] of the n-step advantage on the tabular MDP", 1),
+    E("02.3", "notebooks/02_actor_critic.ipynb", "tabular online actor-critic: the step and runs that learn (about 3 s)",
+      1, answers=("DIST.1", "GAE.1")),
     # notebook 03: natural gradient
     E("NPG.3", "rlref/algos/npg.py:fisher_factor", "Z (R, P) with Z^T Z the exact (NPG.3) or empirical (NPG.4) Fisher",
       3, ("DIST.1", "MLP.2")),
-    E("03.5", "notebooks/03_natural_gradient.ipynb", "the Woodbury solve of (Z^T Z + lam I) x = g", 1),
+    E("03.1", "notebooks/03_natural_gradient.ipynb", "the natural gradient of a 1-D Gaussian by hand", 1),
+    E("03.2", "notebooks/03_natural_gradient.ipynb",
+      "the empirical Fisher's error against k samples per state: runs whose statistics are checked (about 5 s)", 1,
+      ("NPG.3",)),
+    E("03.3", "notebooks/03_natural_gradient.ipynb", "the Woodbury solve of (Z^T Z + xi I) x = g", 1),
     # notebook 04: TRPO
     E("TRPO.5", "rlref/algos/trpo.py:max_step", "the natural step size: s_max = sqrt(2 max_kl / x^T F x) x", 1),
     E("TRPO.6", "rlref/policy.py:fisher_vector_product",
@@ -123,7 +137,7 @@ EXERCISES = (
     E("05.5", "notebooks/05_ppo.ipynb", "the Hessian of a Gaussian KL away from the old policy", 1),
     E("05.6", "notebooks/05_ppo.ipynb", "false early stops of k1 and k3 at a minibatch of 128 (an experiment)", 1),
     # notebook 06: distributed PPO
-    E("06.1", "notebooks/06_dppo.ipynb", "the per-worker factor that moves the shared beta by exactly alpha", 1),
+    E("06.1", "notebooks/06_dppo.ipynb", "the per-worker factor that moves the shared beta by exactly kappa", 1),
     E("06.2", "notebooks/06_dppo.ipynb", "Allreduce weights for unequal shares", 1),
     E("06.3", "notebooks/06_dppo.ipynb", "the statistics of the added data: (NORM.1) solved for b", 1, answers=("NORM.1",)),
     E("06.4", "notebooks/06_dppo.ipynb", "stale exact gradients on the tabular MDP (an experiment)", 1),
@@ -133,9 +147,6 @@ del E
 # Notebook exercises the table does not grade yet, whose solutions answer exercises it does:
 # {tag: (notebook, the function exercises answered)}. Registering one moves its answers to its entry.
 UNGRADED_ANSWERS = {
-    "01.4": ("notebooks/01_policy_gradient.ipynb", ("DIST.1", "GAE.1")),    # the tabular score and TD error
-    "03.1": ("notebooks/03_natural_gradient.ipynb", ("TRPO.5",)),           # the step coefficient
-    "03.2": ("notebooks/03_natural_gradient.ipynb", ("NPG.3",)),            # the empirical Fisher
 }
 
 BY_TAG = {e.tag: e for e in EXERCISES}

@@ -79,9 +79,9 @@ def make(out, tags=None, source=None, record=False, nbgrader=None):
     exercises = list(EXERCISES) if tags is None else lookup(tags)
     if not exercises:
         raise HomeworkError("no exercise chosen: give --exercises TAG ... or --all")
-    if os.path.lexists(out):
-        raise HomeworkDirectoryError(f"--out {out} already exists; homework make writes only into a new "
-                                     f"folder (remove it or choose another name)")
+    if os.path.lexists(out) and not (os.path.isdir(out) and not os.path.islink(out) and not os.listdir(out)):
+        raise HomeworkDirectoryError(f"--out {out} already exists and is not an empty folder; homework make writes "
+                                     f"only into a new or empty folder (remove it or choose another name)")
     files, left_out = project_files(source)
     missing = sorted({e.path for e in exercises} - set(files))
     if missing:
@@ -90,7 +90,7 @@ def make(out, tags=None, source=None, record=False, nbgrader=None):
     if nbgrader is not None and (os.path.abspath(nbgrader) + os.sep).startswith(out + os.sep):
         raise HomeworkDirectoryError(f"--nbgrader-source {nbgrader} is inside --out {out}: it holds the solutions")
     edited, sources = _edited_files(source, exercises)
-    os.makedirs(out)
+    os.makedirs(out, exist_ok=True)                          # new, or empty (checked above)
     if nbgrader is not None:
         os.makedirs(nbgrader, exist_ok=True)
         for rel, text in sources.items():

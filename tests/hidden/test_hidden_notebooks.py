@@ -22,7 +22,7 @@ def test_hidden_reverse_kl_gradient_formula(out):
     expect.close("p (ell - sum p ell)", out["grad"], p * (ell - (p * ell).sum(axis=1, keepdims=True)), atol=1e-12)
 
 
-@exercise("01.2", my_gae_runs)
+@exercise("02.1", my_gae_runs)
 def test_hidden_my_gae_is_the_discounted_sum_of_td_residuals(out):
     rng = np.random.default_rng(112)
     r, v, v2 = (rng.standard_normal((10, 2)) for _ in range(3))
