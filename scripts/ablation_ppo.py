@@ -3,6 +3,7 @@
     OMP_NUM_THREADS=1 python scripts/ablation_ppo.py            # full: ~15 min on one core
     OMP_NUM_THREADS=1 python scripts/ablation_ppo.py --quick    # 2 seeds, 20k steps, into a temp dir
     python scripts/ablation_ppo.py --replot                     # redraw the PNGs from figures/05_ablation.json
+    OMP_NUM_THREADS=1 python scripts/ablation_ppo.py --only epochs_30,ent_0.01   # add or redo some rows
 
 Each env has a baseline: CartPole-v1 trains with ``ppo.Config()`` (100k steps), Pendulum-v1 with
 ``ppo.PRESETS["Pendulum-v1"]`` (200k steps), exactly what ``python -m rlref train ppo --env ...``
@@ -22,7 +23,10 @@ and two variants after Engstrom et al. (2020), "Implementation Matters in Deep P
 PPO-NoClip (clip_eps = 1e9: the plain ratio surrogate, every other detail on) and "clip, no
 details" (PPO-M: the clip on, but no observation normalization, reward scaling or advantage
 normalization, Xavier init with gain 1, no learning-rate annealing, no gradient clipping, no
-entropy bonus).
+entropy bonus). Last, the two knobs of the update itself: the number of epochs (4, 10 and 30, those
+that differ from the baseline's) and the entropy bonus (0 and 0.01, those that differ). (The stored
+figures/05_ablation.json predates these rows; --only could not add them because the stored baseline
+no longer reproduces through today's command line, so they appear with the next full run.)
 
 Each run is one ``python -m rlref train ppo --env ENV --set ...`` child, run by rlref/bench.py as
 the bench command runs its grids, on seeds 201-205, which were used for no tuning. Per run we keep the deterministic evaluation (summary
@@ -35,8 +39,16 @@ the end), the mean of a few diagnostics, and the learning curve subsampled to ab
 
 Per variant and metric, the difference of the seed means from the baseline's comes with an exact
 two-sided permutation p-value (all C(2n, n) splits of the 2n runs); with 5 seeds the smallest
-possible p is 2/252 = 0.008. Twenty-two variants are compared, so a single p near 0.05 is weak
-evidence.
+possible p is 2/252 = 0.008. Every variant is compared on two metrics in two envs, several dozen
+comparisons in all, so one standard applies to every claim: Holm's step-down correction over all
+the comparisons of the ablation (the family-wise error rate at 0.05). The table prints each
+p-value and its Holm-adjusted value (``p_holm``), and the summary line says how many survive; a
+difference that does not survive is a lead to retest with more seeds, not a finding. (With 5 seeds
+no difference can survive more than 6 comparisons: 6 x 2/252 < 0.05 < 7 x 2/252.)
+
+``--only NAME,...`` reruns the baseline and the named variants only, refuses to go on unless the
+baseline reproduces the stored baseline runs exactly (same code, same machine class), and merges
+the named variants into the existing ``05_ablation.json`` (recorded under ``additions``).
 
 Writes ``figures/05_ablation.json``, ``figures/05_ablation_cartpole.png`` and
 ``figures/05_ablation_pendulum.png`` (or into --out), and prints a table. Not collected by pytest
@@ -107,7 +119,10 @@ def variants(base):
                                                    "normalize_adv": "none", "init": "xavier", "hidden_gain": 1.0,
                                                    "pi_out_gain": 1.0, "v_out_gain": 1.0, "anneal_lr": False,
                                                    "max_grad_norm": 1e9, "ent_coef": 0.0}),
-    ]
+    ] + [(f"epochs_{e}", f"{e} epochs instead of {base['epochs']}", {"epochs": e})
+         for e in (4, 10, 30) if e != base["epochs"]] + [
+        (f"ent_{c:g}", f"entropy bonus {c:g} instead of {base['ent_coef']:g}", {"ent_coef": c})
+        for c in (0.0, 0.01) if c != base["ent_coef"]]
 
 
 def jsonable(config_dict):
@@ -172,6 +187,33 @@ def compare(runs, base_runs):
     return out
 
 
+def holm(pvalues):
+    """Holm's step-down adjusted p-values (same order as given): the k-th smallest of m is
+    multiplied by m - k + 1, then made monotone and capped at 1. Rejecting where the adjusted
+    value is <= alpha keeps the family-wise error rate at alpha."""
+    p = np.asarray(pvalues, dtype=float)
+    order = np.argsort(p, kind="stable")
+    m = len(p)
+    adjusted = np.minimum(1.0, np.maximum.accumulate(p[order] * (m - np.arange(m))))
+    out = np.empty(m)
+    out[order] = adjusted
+    return out
+
+
+def add_holm(results, alpha=0.05):
+    """Set p_holm on every comparison of the ablation (every env, non-baseline variant and metric,
+    one family) and return (number of comparisons, [(env, variant, metric)] that survive)."""
+    keys = [(env, v, metric) for env, res in results.items() for v in res["variants"][1:]
+            for metric in ("eval_return_mean", "return_auc")]
+    adjusted = holm([v["compare"][metric]["p_vs_baseline"] for _, v, metric in keys])
+    for (_, v, metric), q in zip(keys, adjusted):
+        v["compare"][metric]["p_holm"] = float(q)
+    for res in results.values():                                      # the baseline against itself
+        for metric in ("eval_return_mean", "return_auc"):
+            res["variants"][0]["compare"][metric]["p_holm"] = 1.0
+    return len(keys), [(env, v["name"], metric) for (env, v, metric), q in zip(keys, adjusted) if q <= alpha]
+
+
 def file_sha256(path):
     return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
 
@@ -188,16 +230,23 @@ def git_state():
 
 
 def print_table(results):
-    print(f"\n{'env':<12} {'variant':<30} {'eval mean':>9} {'[min, max]':>18} {'d eval':>8} {'p':>6} "
-          f"{'auc':>8} {'d auc':>8} {'p':>6} {'solved':>7} {'median solve':>12}")
+    m, survivors = add_holm(results)
+    print(f"\n{'env':<12} {'variant':<34} {'eval mean':>9} {'[min, max]':>18} {'d eval':>8} {'p':>6} {'p Holm':>6} "
+          f"{'auc':>8} {'d auc':>8} {'p':>6} {'p Holm':>6} {'solved':>7} {'median solve':>12}")
     for env, res in results.items():
         for v in res["variants"]:
             c = v["compare"]
             e, a, s = c["eval_return_mean"], c["return_auc"], c["solved"]
             med = f"{s['median_steps']:.0f}" if s["median_steps"] is not None else "-"
-            print(f"{env:<12} {v['label']:<30} {e['mean']:9.1f} {'[%.1f, %.1f]' % (e['min'], e['max']):>18} "
-                  f"{e['diff_vs_baseline']:+8.1f} {e['p_vs_baseline']:6.3f} {a['mean']:8.1f} "
-                  f"{a['diff_vs_baseline']:+8.1f} {a['p_vs_baseline']:6.3f} {s['count']:>3}/{s['of']:<3} {med:>12}")
+            print(f"{env:<12} {v['label']:<34} {e['mean']:9.1f} {'[%.1f, %.1f]' % (e['min'], e['max']):>18} "
+                  f"{e['diff_vs_baseline']:+8.1f} {e['p_vs_baseline']:6.3f} {e['p_holm']:6.3f} {a['mean']:8.1f} "
+                  f"{a['diff_vs_baseline']:+8.1f} {a['p_vs_baseline']:6.3f} {a['p_holm']:6.3f} "
+                  f"{s['count']:>3}/{s['of']:<3} {med:>12}")
+    n_seeds = len(next(iter(results.values()))["seeds"])
+    print(f"\nHolm over all {m} comparisons (family-wise error 0.05): {len(survivors)} survive"
+          + (": " + ", ".join(f"{e} {n} ({k})" for e, n, k in survivors) if survivors else "")
+          + f". The smallest exact p with {n_seeds} seeds per group is 2/C({2 * n_seeds},{n_seeds}) = "
+          f"{2 / len(list(itertools.combinations(range(2 * n_seeds), n_seeds))):.4f}; what does not survive is a lead, not a finding.")
 
 
 def common_grid(runs, n=100):
@@ -280,11 +329,84 @@ def plot_env(env, res, path):
     Image.open(buffer).convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
 
 
+def run_variants(env, names, seeds, total_steps, jobs, run_root):
+    """Train the named variants of env (in variants() order) on the seeds: {name: [record]}."""
+    base = ppo.Config(**baseline(env)).to_dict()
+    chosen = [(name, switches) for name, _, switches in variants(base) if name in names]
+    grid = [(name, plan_run("ppo", env, seed, os.path.join(run_root, f"{env}-{name}-s{seed}"), total_steps,
+                            as_sets(switches)))                # the baseline is what --env ENV runs (PRESETS)
+            for name, switches in chosen for seed in seeds]
+    done = summaries([run for _, run in grid], jobs, os.path.join(run_root, "logs"))
+    by_name = {}
+    for (name, run), summary in zip(grid, done):
+        by_name.setdefault(name, []).append(record_of(run["dir"], summary))
+    return by_name
+
+
+def write_outputs(doc, out_dir):
+    add_holm(doc["results"])
+    text = json.dumps(doc, indent=1)
+    # one line per list of numbers (the curves), to keep the file short and still readable
+    text = re.sub(r"\[\s+([^\[\]{}\"]*?)\s+\]", lambda m: "[" + re.sub(r"\s+", " ", m.group(1)) + "]", text)
+    with open(out_dir / "05_ablation.json", "w") as f:
+        f.write(text + "\n")
+    for env in ENVS:
+        plot_env(env, doc["results"][env], out_dir / f"05_ablation_{env.split('-')[0].lower()}.png")
+    print_table(doc["results"])
+
+
+REPRODUCED = ("eval_return_mean", "solved_at_steps", "return_auc", "final_return_mean")
+
+
+def add_rows(a, names, out_dir, run_root, hashed):
+    """--only: rerun the baseline and the named variants, merge them into the stored ablation."""
+    with open(out_dir / "05_ablation.json") as f:
+        doc = json.load(f)
+    known = {name for env in ENVS for name, _, _ in variants(ppo.Config(**baseline(env)).to_dict())}
+    if not names or not set(names) <= known - {"baseline"}:
+        print(f"error: --only takes variant names other than the baseline, from {sorted(known - {'baseline'})}; "
+              f"got {sorted(names)}", file=sys.stderr)
+        return 2
+    t0, code = time.perf_counter(), {"git": git_state(), "sha256": {p: file_sha256(ROOT / p) for p in hashed}}
+    for env in ENVS:
+        res = doc["results"][env]
+        base = ppo.Config(**baseline(env)).to_dict()
+        order = [name for name, _, _ in variants(base)]
+        wanted = [n for n in names if n in order]
+        if not wanted:
+            continue
+        fresh = run_variants(env, {"baseline", *wanted}, res["seeds"], None, a.jobs, run_root)
+        stored = res["variants"][0]["runs"]
+        same = all(new[k] == old[k] for new, old in zip(fresh["baseline"], stored) for k in REPRODUCED)
+        if not same:
+            differ = sorted({k for new, old in zip(fresh["baseline"], stored) for k in REPRODUCED if new[k] != old[k]})
+            print(f"error: {env}'s baseline no longer reproduces the stored runs (they differ in {differ}): the code "
+                  f"or the machine differs from the recording; rerun the whole ablation instead of merging rows. "
+                  f"Nothing written.", file=sys.stderr)
+            return 2
+        labels = {name: (label, switches) for name, label, switches in variants(base)}
+        kept = {v["name"]: v for v in res["variants"] if v["name"] not in wanted}
+        for name in wanted:
+            kept[name] = {"name": name, "label": labels[name][0], "switches": labels[name][1], "runs": fresh[name]}
+        res["variants"] = [kept[n] for n in order if n in kept]
+        for v in res["variants"]:
+            v["compare"] = compare(v["runs"], res["variants"][0]["runs"])
+        print(f"{env}: baseline reproduced bitwise on {len(stored)} seeds; merged {wanted}", flush=True)
+    doc.setdefault("additions", []).append({
+        "command": "python scripts/ablation_ppo.py --only " + ",".join(names) + (f" --jobs {a.jobs}" if a.jobs > 1 else ""),
+        "variants": list(names), "date": time.strftime("%Y-%m-%d %H:%M:%S"), **code,
+        "wall_s": round(time.perf_counter() - t0, 1), "baseline_reproduced": True})
+    write_outputs(doc, out_dir)
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="2 seeds, 20k steps per run, output to a temp dir")
     ap.add_argument("--jobs", type=int, default=1, choices=(1, 2), help="parallel runs (at most 2)")
     ap.add_argument("--replot", action="store_true", help="only redraw the PNGs from an existing 05_ablation.json")
+    ap.add_argument("--only", default=None, help="comma-separated variant names: rerun the baseline and these, "
+                    "and merge them into the existing 05_ablation.json")
     ap.add_argument("--keep-runs", action="store_true", help="keep the run directories (default: deleted)")
     ap.add_argument("--out", default=None, help="directory for 05_ablation.json and the PNGs "
                     "(default: figures/, or a temp dir with --quick)")
@@ -297,25 +419,23 @@ def main():
         with open(out_dir / "05_ablation.json") as f:
             results = json.load(f)["results"]
         for env in ENVS:
-            plot_env(env, results[env], out_dir / f"04_ablation_{env.split('-')[0].lower()}.png")
+            plot_env(env, results[env], out_dir / f"05_ablation_{env.split('-')[0].lower()}.png")
         print_table(results)
         return 0
     run_root = tempfile.mkdtemp(prefix="rlref-ablation-runs-")
     hashed = ("rlref/algos/ppo.py", "rlref/normalize.py", "rlref/train.py", "rlref/run.py", "rlref/rollout.py",
               "rlref/config.py")
+    if a.only is not None:
+        status = add_rows(a, [n for n in a.only.split(",") if n], out_dir, run_root, hashed)
+        shutil.rmtree(run_root, ignore_errors=True)
+        return status
     code_at_start = {"git": git_state(), "sha256": {p: file_sha256(ROOT / p) for p in hashed}}
     t0 = time.perf_counter()
     results = {}
     for env in ENVS:
         base = ppo.Config(**baseline(env)).to_dict()
-        grid = [(name, plan_run("ppo", env, seed, os.path.join(run_root, f"{env}-{name}-s{seed}"), total_steps,
-                                as_sets(switches)))            # the baseline is what --env ENV runs (PRESETS)
-                for name, label, switches in variants(base) for seed in seeds]
         t_env = time.perf_counter()
-        done = summaries([run for _, run in grid], a.jobs, os.path.join(run_root, "logs"))
-        by_name = {}
-        for (name, run), summary in zip(grid, done):
-            by_name.setdefault(name, []).append(record_of(run["dir"], summary))
+        by_name = run_variants(env, {name for name, _, _ in variants(base)}, seeds, total_steps, a.jobs, run_root)
         vs = [{"name": name, "label": label, "switches": switches, "runs": by_name[name]}
               for name, label, switches in variants(base)]
         for v in vs:
@@ -324,7 +444,7 @@ def main():
                                                                   or base["total_steps"]}).to_dict()),
                         "threshold": solved_threshold(env), "seeds": list(seeds), "variants": vs,
                         "wall_s": round(time.perf_counter() - t_env, 1)}
-        print(f"{env}: {len(grid)} runs in {results[env]['wall_s']:.0f} s", flush=True)
+        print(f"{env}: {sum(len(r) for r in by_name.values())} runs in {results[env]['wall_s']:.0f} s", flush=True)
     total = time.perf_counter() - t0
     doc = {"command": "python scripts/ablation_ppo.py" + (" --quick" if a.quick else "") +
                       (f" --jobs {a.jobs}" if a.jobs > 1 else ""),
@@ -335,18 +455,12 @@ def main():
            "metrics": {"eval_return_mean": "deterministic evaluation after training, 20 episodes",
                        "return_auc": "mean of return_mean (last 20 training episodes) over the run's env steps",
                        "solved_at_steps": "first env step at which return_mean >= threshold (null: never)",
-                       "p_vs_baseline": "exact two-sided permutation p-value of the difference of seed means"},
+                       "p_vs_baseline": "exact two-sided permutation p-value of the difference of seed means",
+                       "p_holm": "p_vs_baseline adjusted by Holm's step-down method over every comparison"},
            "results": results}
     if doc["changed_during_run"]:
         print(f"WARNING: {doc['changed_during_run']} changed while the ablation ran", file=sys.stderr)
-    text = json.dumps(doc, indent=1)
-    # one line per list of numbers (the curves), to keep the file short and still readable
-    text = re.sub(r"\[\s+([^\[\]{}\"]*?)\s+\]", lambda m: "[" + re.sub(r"\s+", " ", m.group(1)) + "]", text)
-    with open(out_dir / "05_ablation.json", "w") as f:
-        f.write(text + "\n")
-    for env in ENVS:
-        plot_env(env, results[env], out_dir / f"04_ablation_{env.split('-')[0].lower()}.png")
-    print_table(results)
+    write_outputs(doc, out_dir)
     if a.keep_runs:
         print(f"run directories kept in {run_root}")
     else:

@@ -480,3 +480,293 @@ def banded_beta_runs(nb):
 def test_banded_beta_at_its_boundaries(out):
     for (beta, d, want), got in zip(BETA_CASES, out):
         expect.equal(f"beta after beta = {beta}, d = {d!r} (kl_target 0.01, band [1e-3, 1e3])", got, want)
+
+
+# ------------------------------------------------------------------ 04.1: per-decision importance sampling
+
+def per_decision_case(seed=301):
+    from rlref.mdp import random_mdp, sample_episodes
+    mdp = random_mdp(4, 3, np.random.default_rng(seed), gamma=0.9, p_terminate=0.05)
+    theta_b = np.random.default_rng(seed + 1).standard_normal((4, 3))
+    theta = theta_b + 0.5 * np.random.default_rng(seed + 2).standard_normal((4, 3))
+    return mdp, theta_b, theta, sample_episodes(mdp, theta_b, np.random.default_rng(seed + 3), 200)
+
+
+def per_decision_runs(nb):
+    from rlref.offpolicy import truncate_episodes
+    mdp, theta_b, theta, episodes = per_decision_case()
+    return {"full": nb.per_decision_estimate(episodes, theta, theta_b, mdp.gamma),
+            "cut": nb.per_decision_estimate(truncate_episodes(episodes, 5), theta, theta_b, mdp.gamma),
+            "same_policy": nb.per_decision_estimate(episodes, theta_b, theta_b, 0.5)}
+
+
+@exercise("04.1", per_decision_runs)
+def test_per_decision_estimates_match_the_package(out):
+    from rlref.offpolicy import is_return_estimates, truncate_episodes
+    mdp, theta_b, theta, episodes = per_decision_case()
+    for key, eps in (("full", episodes), ("cut", truncate_episodes(episodes, 5))):
+        want = is_return_estimates(mdp, theta_b, theta, eps, per_decision=True)
+        expect.close(f"per-decision estimates ({key} episodes)", out[key], want, rtol=1e-10, atol=1e-12)
+
+
+@exercise("04.1", per_decision_runs)
+def test_per_decision_weights_are_one_on_policy(out):
+    mdp, theta_b, theta, episodes = per_decision_case()
+    G = np.bincount(episodes.episode, weights=0.5 ** episodes.t * episodes.rewards, minlength=len(episodes))
+    expect.close("on-policy estimates = discounted returns (gamma 0.5)", out["same_policy"], G, atol=1e-12)
+
+
+# ------------------------------------------------------------------ 04.2: the coupling bound, summed
+
+COUPLING_GRID = ((0.3, 2.0, 0.9), (0.01, 1.0, 0.99), (0.9, 0.5, 0.5), (1e-6, 1.0, 0.9))
+
+
+def coupling_runs(nb):
+    from rlref.mdp import exact_J, exact_values, random_mdp, softmax_policy
+    from rlref.offpolicy import surrogate_exact
+    mdp = random_mdp(4, 3, np.random.default_rng(180), gamma=0.9, p_terminate=0.05)
+    theta_old = np.random.default_rng(181).standard_normal((4, 3))
+    p_old = softmax_policy(theta_old)
+    V, Q = exact_values(mdp, p_old)
+    eps = float(np.abs(Q - V[:, None]).max())
+    rng, points = np.random.default_rng(402), []
+    for _ in range(300):
+        theta = theta_old + rng.choice([0.03, 0.3, 3.0]) * rng.standard_normal((4, 3))
+        alpha = 0.5 * np.abs(softmax_policy(theta) - p_old).sum(axis=1).max()
+        gap = abs(exact_J(mdp, theta) - surrogate_exact(mdp, theta_old, theta))
+        points.append((alpha, eps, gap, float(nb.coupling_gap_bound(alpha, eps, mdp.gamma))))
+    return {"grid": [float(nb.coupling_gap_bound(*c)) for c in COUPLING_GRID], "mdp": points, "gamma": mdp.gamma}
+
+
+@exercise("04.2", coupling_runs)
+def test_coupling_bound_sums_the_series(out):
+    for (alpha, eps, gamma), got in zip(COUPLING_GRID, out["grid"]):
+        series = sum(gamma ** t * 4 * alpha * eps * (1 - (1 - alpha) ** t) for t in range(20_000))
+        expect.close(f"bound / sum of the series at alpha {alpha}, eps {eps}, gamma {gamma}", got / series, 1.0, atol=1e-8)
+
+
+@exercise("04.2", coupling_runs)
+def test_coupling_bound_holds_on_the_tabular_mdp_and_below_the_papers(out):
+    gamma = out["gamma"]
+    for alpha, eps, gap, bound in out["mdp"]:
+        expect.true(gap <= bound, f"|J - L_old| = {gap:.3g} above the bound {bound:.3g} (alpha {alpha:.3g})")
+        expect.true(bound <= 4 * eps * gamma * alpha ** 2 / (1 - gamma) ** 2 * (1 + 1e-12),
+                    f"the bound {bound:.3g} must not exceed 4 eps gamma alpha^2 / (1 - gamma)^2")
+
+
+# ------------------------------------------------------------------ 04.4: conjugate gradient
+
+def spd_case(n, cond, seed):
+    Q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))
+    return (Q * np.logspace(0, -np.log10(cond), n)) @ Q.T
+
+
+def my_cg_runs(nb):
+    b = np.random.default_rng(402).standard_normal(30)
+    good, bad = spd_case(30, 10.0, 401), spd_case(30, 1e4, 403)
+    return {"solve": nb.my_cg(lambda v: good @ v, b, 30), "k3": nb.my_cg(lambda v: bad @ v, b, 3),
+            "k1": nb.my_cg(lambda v: bad @ v, b, 1)}
+
+
+@exercise("04.4", my_cg_runs)
+def test_my_cg_solves_in_n_steps_and_minimizes_over_the_krylov_space(out):
+    b = np.random.default_rng(402).standard_normal(30)
+    good, bad = spd_case(30, 10.0, 401), spd_case(30, 1e4, 403)
+    expect.close("30 iterations on a 30 x 30 system", out["solve"], np.linalg.solve(good, b), atol=1e-8)
+    for k in (1, 3):
+        # x_k minimizes 1/2 x^T A x - b^T x over span{b, A b, ..., A^(k-1) b}: solve that projected problem
+        V = np.linalg.qr(np.stack([np.linalg.matrix_power(bad, j) @ b for j in range(k)], axis=1))[0]
+        want = V @ np.linalg.solve(V.T @ bad @ V, V.T @ b)
+        expect.close(f"the iterate after {k} products", out[f"k{k}"], want, atol=1e-8 * np.abs(want).max())
+
+
+# ------------------------------------------------------------------ 04.5: exact TRPO at two radii (an experiment)
+
+def radius_runs_of(nb):
+    return {str(d): {k: np.asarray(v, dtype=float) for k, v in run.items()} for d, run in nb.radius_runs.items()}
+
+
+@exercise("04.5", radius_runs_of)
+def test_radius_runs_keep_the_trust_region_and_improve(out):
+    from rlref.mdp import exact_J, random_mdp
+    J0 = exact_J(random_mdp(4, 3, np.random.default_rng(180), gamma=0.9, p_terminate=0.05),
+                 np.random.default_rng(181).standard_normal((4, 3)))
+    expect.true(set(out) == {"0.003", "1.0"}, f"radius_runs must have the radii 0.003 and 1.0, got {sorted(out)}")
+    for d, run in out.items():
+        expect.true(len(run["kl"]) == 5 and len(run["kl_full"]) == 5 and len(run["J"]) == 6,
+                    f"max_kl {d}: 5 iterations (kl, kl_full) and 6 values of J")
+        expect.close(f"J(theta_0) of the run at max_kl {d}", run["J"][0], J0, atol=1e-12)
+        expect.true(np.all(run["kl"] <= float(d) * (1 + 1e-12)), f"an accepted KL above max_kl = {d}")
+        expect.true(np.all(np.diff(run["J"]) > 0), f"at max_kl = {d}, J should rise at every iteration")
+    expect.true(out["1.0"]["J"][-1] > out["0.003"]["J"][-1], "the larger radius should get further in 5 iterations")
+
+
+@exercise("04.5", radius_runs_of)
+def test_radius_runs_show_the_model_failing_at_the_large_radius(out):
+    err = {d: np.mean(np.abs(run["kl_full"] / float(d) - 1)) for d, run in out.items()}
+    expect.true(err["1.0"] > 3 * err["0.003"], f"mean |KL_full / max_kl - 1|: {err['1.0']:.3g} at 1.0 against "
+                f"{err['0.003']:.3g} at 0.003; the quadratic model should be far worse at the large radius")
+
+
+# ------------------------------------------------------------------ 06.1-06.4: distributed PPO
+
+ALPHA_CASES = ((2.0, 1), (2.0, 2), (2.0, 8), (1.5, 3), (1.5, 64))
+
+
+def alpha_hat_runs(nb):
+    return [float(nb.exact_alpha_hat(alpha, W)) for alpha, W in ALPHA_CASES]
+
+
+@exercise("06.1", alpha_hat_runs)
+def test_exact_alpha_hat_compounds_to_alpha(out):
+    for (alpha, W), got in zip(ALPHA_CASES, out):
+        expect.close(f"exact_alpha_hat({alpha}, {W}) ** {W}", got ** W, alpha, atol=1e-12)
+        expect.true(1.0 < got <= alpha, f"exact_alpha_hat({alpha}, {W}) must lie in (1, alpha], got {got}")
+
+
+SHARES = ([100, 156], [1, 1, 1], [5, 50, 500, 1])
+
+
+def share_weight_runs(nb):
+    return [np.asarray(nb.share_weights(n_w), dtype=float) for n_w in SHARES]
+
+
+@exercise("06.2", share_weight_runs)
+def test_share_weights_give_the_gradient_of_the_union(out):
+    rng = np.random.default_rng(306)
+    for n_w, c in zip(SHARES, out):
+        per_sample = [rng.standard_normal((n, 4)) for n in n_w]            # per-sample gradients of each worker
+        weighted = sum(c_w * g.mean(axis=0) for c_w, g in zip(c, per_sample))
+        expect.close(f"sum_w c_w g_w for shares {n_w}", weighted, np.concatenate(per_sample).mean(axis=0), atol=1e-12)
+
+
+def unmerge_case(seed=303):
+    rng = np.random.default_rng(seed)
+    cases = []
+    for n_a, n_b in ((200, 64), (5, 1000), (1000, 3)):
+        x_a, x_b = rng.normal(2.0, 3.0, (n_a, 2)), rng.normal(-1.0, 0.5, (n_b, 2))
+        cases.append((x_a, x_b))
+    return cases
+
+
+def unmerge_runs(nb):
+    stats = lambda x: {"mean": x.mean(axis=0), "var": x.var(axis=0), "count": float(len(x))}
+    out = []
+    for x_a, x_b in unmerge_case():
+        got = nb.my_rms_unmerge(stats(np.concatenate([x_a, x_b])), stats(x_a))
+        out.append({k: np.asarray(got[k], dtype=float) for k in ("mean", "var", "count")})
+    return out
+
+
+@exercise("06.3", unmerge_runs)
+def test_unmerge_recovers_the_added_data(out):
+    for (x_a, x_b), got in zip(unmerge_case(), out):
+        expect.close(f"count ({len(x_a)} + {len(x_b)})", got["count"], len(x_b), atol=1e-9)
+        expect.close(f"mean of the added data ({len(x_a)} + {len(x_b)})", got["mean"], x_b.mean(axis=0), atol=1e-9)
+        expect.close(f"variance of the added data ({len(x_a)} + {len(x_b)})", got["var"], x_b.var(axis=0), atol=1e-7)
+
+
+def stale_runs(nb):
+    return {str(tau): np.asarray(J, dtype=float) for tau, J in nb.stale_J.items()}
+
+
+@exercise("06.4", stale_runs)
+def test_stale_exact_gradients_learn_more_slowly(out):
+    from rlref.mdp import exact_J, random_mdp
+    J0 = exact_J(random_mdp(4, 3, np.random.default_rng(180), gamma=0.9, p_terminate=0.05),
+                 np.random.default_rng(181).standard_normal((4, 3)))
+    expect.true(sorted(out, key=int) == ["0", "8", "16", "32"], f"stale_J must hold tau 0, 8, 16, 32, got {sorted(out)}")
+    for tau, J in out.items():
+        expect.true(len(J) == 201, f"tau = {tau}: 201 values of J (theta_0 to theta_200), got {len(J)}")
+        expect.close(f"J(theta_0) of the run with tau = {tau}", J[0], J0, atol=1e-12)
+        expect.true(J[-1] > J0, f"tau = {tau}: the run should end above J(theta_0)")
+    means = [float(np.mean(out[t])) for t in ("0", "8", "16", "32")]
+    expect.true(all(a > b for a, b in zip(means, means[1:])), f"mean J over the run against tau 0, 8, 16, 32: {means}")
+
+
+# ------------------------------------------------------------------ 05.3-05.6: k2, reward scaling, the KL's curvature, false early stops
+
+def k2_runs(nb):
+    return {"bias": float(nb.k2_rel_bias), "p": np.asarray(nb.p_e3, dtype=float), "q": np.asarray(nb.q_e3, dtype=float)}
+
+
+@exercise("05.3", k2_runs)
+def test_k2_relative_bias_is_exact(out):
+    expect.close("the logits of exercise 3", out["p"], [[1.0, 0.5, -0.5, -1.0]], atol=0)
+    expect.close("the new logits of exercise 3", out["q"], [[0.6, 0.9, -0.2, -1.4]], atol=0)
+    po = np.exp(out["p"][0] - np.logaddexp.reduce(out["p"][0]))
+    pn = np.exp(out["q"][0] - np.logaddexp.reduce(out["q"][0]))
+    log_r = np.log(pn) - np.log(po)
+    kl = float(np.sum(po * np.log(po / pn)))
+    expect.close("(E[k2] - KL) / KL", out["bias"], (0.5 * np.sum(po * log_r ** 2) - kl) / kl, atol=1e-9)
+
+
+def reward_scaling_case(seed=144):
+    rng = np.random.default_rng(seed)
+    return -rng.uniform(0, 10, 300), rng.random(300) < 0.03
+
+
+def reward_scaling_runs(nb):
+    r, d = reward_scaling_case()
+    return np.asarray(nb.my_reward_scaling(r, d, 0.9), dtype=float)
+
+
+@exercise("05.4", reward_scaling_runs)
+def test_my_reward_scaling_divides_by_the_std_of_all_returns_so_far(out):
+    r, d = reward_scaling_case()
+    R, returns, want = 0.0, [], []
+    for t in range(len(r)):
+        R = 0.9 * R + r[t]
+        returns.append(R)
+        x = np.array(returns)
+        # the prior of rms_init (count 1e-4, mean 0, variance 1) merged with all R_1..R_t at once (NORM.1)
+        n = 1e-4 + len(x)
+        var = (1e-4 * 1.0 + len(x) * x.var() + x.mean() ** 2 * 1e-4 * len(x) / n) / n
+        want.append(r[t] / np.sqrt(var + 1e-8))
+        R = 0.0 if d[t] else R
+    expect.close("scaled rewards", out, np.array(want), rtol=1e-8, atol=1e-10)
+
+
+HESSIAN_POINTS = ((0.0, 0.0, 0.5, -0.3), (1.0, -0.5, -0.2, 0.4), (0.3, 0.2, 0.3, 0.2), (-1.0, 0.1, 2.0, -1.0))
+
+
+def gaussian_hessian_runs(nb):
+    return [np.asarray(nb.gaussian_kl_hessian(*pt), dtype=float) for pt in HESSIAN_POINTS]
+
+
+def gaussian_kl_1d(mu0, ell0, mu, ell):
+    return ell - ell0 + (np.exp(2 * ell0) + (mu - mu0) ** 2) / (2 * np.exp(2 * ell)) - 0.5
+
+
+@exercise("05.5", gaussian_hessian_runs)
+def test_gaussian_kl_hessian_matches_second_differences(out):
+    h = 1e-4
+    for (mu0, ell0, mu, ell), H in zip(HESSIAN_POINTS, out):
+        f = lambda x: gaussian_kl_1d(mu0, ell0, x[0], x[1])
+        x, E = np.array([mu, ell]), np.eye(2) * h
+        numeric = np.array([[(f(x + E[i] + E[j]) - f(x + E[i] - E[j]) - f(x - E[i] + E[j]) + f(x - E[i] - E[j])) / (4 * h * h)
+                             for j in range(2)] for i in range(2)])
+        expect.close(f"the Hessian at (mu, ell) = ({mu}, {ell}), old ({mu0}, {ell0})", H, numeric, rtol=1e-4, atol=1e-5)
+    expect.close("at the old policy: the Fisher diag(1 / sigma^2, 2)", out[2], np.diag([np.exp(-0.4), 2.0]), atol=1e-12)
+
+
+E6_OLD, E6_NEW = [[1.0, 0.5, -0.5, -1.0]], [[1.1, 0.4, -0.45, -1.0]]
+
+
+def false_stop_runs(nb):
+    return {k: np.asarray(v, dtype=float) for k, v in nb.est_e6.items()}
+
+
+@exercise("05.6", false_stop_runs)
+def test_false_stops_of_k1_and_k3_at_a_minibatch_of_128(out):
+    po = np.exp(np.array(E6_OLD[0]) - np.logaddexp.reduce(E6_OLD[0]))
+    pn = np.exp(np.array(E6_NEW[0]) - np.logaddexp.reduce(E6_NEW[0]))
+    kl = float(np.sum(po * np.log(po / pn)))
+    expect.true(sorted(out) == ["k1", "k3"], f"est_e6 must hold k1 and k3, got {sorted(out)}")
+    for name, v in out.items():
+        expect.true(v.shape == (1000,), f"{name}: 1000 minibatch means, got shape {v.shape}")
+        z = (v.mean() - kl) / (v.std() / np.sqrt(len(v)))
+        expect.true(abs(z) < 4.5, f"{name}: mean {v.mean():.5f} against the exact KL {kl:.5f} (z = {z:.1f})")
+    rates = {name: float(np.mean(v > 2 * kl)) for name, v in out.items()}
+    expect.true(rates["k1"] > 0.10 and rates["k3"] < 0.02, f"false-stop rates at twice the KL: {rates}")
+

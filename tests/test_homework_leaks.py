@@ -54,8 +54,9 @@ def test_student_versions_hold_no_assigned_answer(versions, name):
     assert made["leaks"] == [] and leaks.search(folder, tags, ROOT) == []
     wheres = {where for where, _ in leaks.haystacks(folder)}
     assert "tests/test_exercises_core.py" in wheres and "rlref/advantages.py" in wheres
-    assert any(w.startswith("notebooks/06_dppo.ipynb cell") and " output " in w for w in wheres), \
-        "a notebook without an assigned exercise keeps its other outputs, and the search reads them"
+    if name == "handful":               # with --all every notebook has an assigned exercise (06 too, since 06.1-06.4)
+        assert any(w.startswith("notebooks/06_dppo.ipynb cell") and " output " in w for w in wheres), \
+            "a notebook without an assigned exercise keeps its other outputs, and the search reads them"
 
 
 def test_make_cuts_and_clears_what_answers_an_assigned_exercise(versions):

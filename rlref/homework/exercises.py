@@ -116,7 +116,11 @@ EXERCISES = (
       "v -> F v + damping v by one forward-mode and one backward pass", 3, ("MLP.2", "MLP.4")),
     E("TRPO.8", "rlref/algos/trpo.py:conjugate_gradient", "conjugate gradient for A x = b from products A p", 3),
     E("TRPO.9", "rlref/algos/trpo.py:line_search", "backtrack along full_step until the rule accepts", 2),
+    E("04.1", "notebooks/04_trpo.ipynb", "per-decision importance-sampled returns, one per episode", 1),
+    E("04.2", "notebooks/04_trpo.ipynb", "the coupling bound on |J - L_old| in closed form", 1),
     E("04.3", "notebooks/04_trpo.ipynb", "the maximal step on the KL budget", 1, answers=("TRPO.5",)),
+    E("04.4", "notebooks/04_trpo.ipynb", "conjugate gradient with a fixed number of products", 1, answers=("TRPO.8",)),
+    E("04.5", "notebooks/04_trpo.ipynb", "exact TRPO on the tabular MDP at two radii (an experiment)", 1),
     # notebook 05: PPO and normalization
     E("PPO.2", "rlref/algos/ppo.py:policy_loss_and_grad",
       "the clipped (PPO.1-2) or penalty (PPO.3) loss with entropy, and its derivative in the "
@@ -128,14 +132,21 @@ EXERCISES = (
     E("05.1", "notebooks/05_ppo.ipynb", "one sample's clipped term and its derivative in log r", 1,
       answers=("PPO.2",)),
     E("05.2", "notebooks/05_ppo.ipynb", "the banded beta rule", 1, answers=("PPO.4",)),
+    E("05.3", "notebooks/05_ppo.ipynb", "the exact relative bias of k2 for one categorical pair", 1),
+    E("05.4", "notebooks/05_ppo.ipynb", "reward scaling by hand, one merge per step", 1, answers=("NORM.1",)),
+    E("05.5", "notebooks/05_ppo.ipynb", "the Hessian of a Gaussian KL away from the old policy", 1),
+    E("05.6", "notebooks/05_ppo.ipynb", "false early stops of k1 and k3 at a minibatch of 128 (an experiment)", 1),
+    # notebook 06: distributed PPO
+    E("06.1", "notebooks/06_dppo.ipynb", "the per-worker factor that moves the shared beta by exactly kappa", 1),
+    E("06.2", "notebooks/06_dppo.ipynb", "Allreduce weights for unequal shares", 1),
+    E("06.3", "notebooks/06_dppo.ipynb", "the statistics of the added data: (NORM.1) solved for b", 1, answers=("NORM.1",)),
+    E("06.4", "notebooks/06_dppo.ipynb", "stale exact gradients on the tabular MDP (an experiment)", 1),
 )
 del E
 
 # Notebook exercises the table does not grade yet, whose solutions answer exercises it does:
 # {tag: (notebook, the function exercises answered)}. Registering one moves its answers to its entry.
 UNGRADED_ANSWERS = {
-    "04.4": ("notebooks/04_trpo.ipynb", ("TRPO.8",)),                       # conjugate gradient
-    "05.4": ("notebooks/05_ppo.ipynb", ("NORM.1",)),                        # the merge, one sample at a time
 }
 
 BY_TAG = {e.tag: e for e in EXERCISES}
