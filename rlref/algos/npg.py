@@ -56,11 +56,16 @@ from rlref.value import fit_value, init_value
 ROLLOUT = "steps"
 FISHERS = ("exact", "empirical")
 ROUTES = ("auto", "fisher", "woodbury")
+# Per-env settings the command line applies under any --set. NOTE (implementation detail): on
+# Pendulum TRPO's preset (gamma 0.9, 100 evaluation episodes for a policy that may swing up from
+# some starts only, 200k steps); max_kl stays 0.01 (0.02 ended lower on the tuning seeds 901-904).
+# docs/results.md has the tuning and the calibration on unseen seeds.
+PRESETS = {"Pendulum-v1": {"gamma": 0.9, "total_steps": 200_000, "eval_episodes": 100}}
 
 
 @dataclass
 class Config(TrainConfig):
-    total_steps: int = 300_000       # budget of env transitions
+    total_steps: int = 100_000       # budget: 60 of 60 seeds evaluate at 500 on CartPole (docs/results.md)
     hidden: tuple = (32,)            # small MLPs: P = 226 on CartPole, so F is only 226 x 226
     num_envs: int = 16               # E
     n_steps: int = 128               # T: steps per env per iteration (N = E T samples)
