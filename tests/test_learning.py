@@ -36,16 +36,19 @@ def test_binomial_tail_of_the_rules():
     assert tail(5, 3, 0.05) < 2e-3 and tail(2, 1, 0.03) < 1e-3
     assert tail(10, 5, 0.114) < 1e-3 and tail(5, 4, 0.114) > 0.1          # PPO CartPole's rule and why
     assert tail(4, 1, 0.1614) < 1e-3 and tail(4, 1, 0.167) < 1e-3          # PPO Acrobot's, TRPO Pendulum's
+    assert tail(6, 2, 0.180) < 1.01e-3 and tail(6, 3, 0.180) > 1e-2       # A2C CartPole's rule and why
 
 
 # Calibration: python scripts/calibrate.py a2c CartPole-v1 --seeds 11-70 (default config, 200k
-# steps): 55 of 60 seeds evaluate >= 475, and all 60 reach a training mean of 475 (per-seed
-# failure rate ~0.08; ~0.15 at the 95 % upper bound). Rule 3 of 6: P(fail) ~ 5e-4 at 0.08,
-# 6e-3 at 0.15. The issue's "4 of 5" holds with probability ~0.95 on a random set of seeds.
+# steps): 55 of 60 seeds evaluate >= 475, and all 60 reach a training mean of 475; then --seeds 71-80
+# --jobs 1: 10 of 10 evaluate at 500, every training mean at the end >= 475. On another machine 5
+# unseen seeds all reached a training mean of 475 but 2 evaluated at 118 and 273 (issue 22). Pooled:
+# 7 evaluation misses in 75, 95 % Wilson interval [0.046, 0.180]. Rule 2 of 6: P(fail) 1e-3 at the
+# upper end (3 of 6, the rule before, was 1.2e-2 there).
 @pytest.mark.slow
 def test_a2c_solves_cartpole():
     evals = evaluations("a2c", [2001, 2002, 2003, 2004, 2005, 2006])
-    assert sum(e >= 475 for e in evals) >= 3, evals
+    assert sum(e >= 475 for e in evals) >= 2, evals
 
 
 # Calibration: python scripts/calibrate.py ppo CartPole-v1 --seeds 81-110 (default config: one hidden
