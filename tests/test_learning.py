@@ -58,7 +58,7 @@ def test_binomial_tail_of_the_rules():
     assert tail(6, 3, 0.10) < 2e-3 and tail(5, 4, 0.02) < 1e-2
     assert tail(5, 3, 0.05) < 2e-3 and tail(2, 1, 0.03) < 1e-3
     assert tail(10, 5, 0.114) < 1e-3 and tail(5, 4, 0.114) > 0.1          # PPO CartPole's rule and why
-    assert tail(4, 1, 0.1614) < 1e-3 and tail(4, 1, 0.167) < 1e-3          # PPO Acrobot's, TRPO Pendulum's
+    assert tail(5, 1, 0.236) < 1e-3 and tail(4, 1, 0.167) < 1e-3           # PPO Acrobot's, TRPO Pendulum's
     assert tail(6, 2, 0.180) < 1.01e-3 and tail(6, 3, 0.180) > 1e-2       # A2C CartPole's rule and why
     assert tail(6, 1, 0.278) < 5e-4 < 1e-3 < tail(5, 1, 0.278)            # 0 misses in 10: 1 of 6, not of 5
 
@@ -109,17 +109,18 @@ def test_ppo_learns_pendulum():
     assert verdict, evals
 
 
-# Calibration: python scripts/calibrate.py ppo Acrobot-v1 --seeds 11-20,3201 (preset, 200k steps):
-# 11 of 11 evaluate >= -100; then --seeds 1301-1330 (the issue's failing seed 1306 among them): 28 of
-# 30 (seeds 1320 and 1322 end at -282 and -451: the goal is not found while every episode scores
-# -500, the standardized advantages are noise and the policy random-walks). 2 failures in 41:
-# per-seed failure rate 0.05, 95 % Wilson interval [0.013, 0.161]. Rule 1 of 4 fails with
-# probability p^4: 7e-4 at the interval's upper end. (Tried on the same 30 seeds, none better:
-# ent_coef 0.01: 27 of 30; 300k steps with early_stop_kl 0.03: 26; lr 3e-4: 8; RL-Zoo's 16 x 256
-# with lam 0.94 at 300k: 27.)
+# Calibration of the Acrobot-v1 preset (200k steps, scaled rewards, entropy bonus 0.01):
+# python scripts/calibrate.py ppo Acrobot-v1 --seeds 1341-1350 --jobs 1 (then --seeds 1351-1360):
+# 19 of 20 evaluate >= -100 (median -83; the miss, seed 1353, at -101.9), every run reached a
+# training mean of -100 (median at 26k steps), none ended at -500. 1 miss in 20: 95 % Wilson
+# interval [0.009, 0.236]; rule 1 of 5 fails with probability p^5, 7e-4 at the upper end. The
+# preset before (no reward scaling, no entropy bonus): 39 of 41 here (two runs stuck at -500 once
+# the policy turned deterministic before finding the goal: seeds 1320 and 1322, which the new preset
+# solves), but 6 of 9 on unseen seeds on two other machines (issue 22): a rate measured here may
+# be lower elsewhere.
 @pytest.mark.slow
 def test_ppo_solves_acrobot():
-    verdict, _, evals = k_of_n("ppo", [3401, 3402, 3403, 3404], 1, -100, env="Acrobot-v1")
+    verdict, _, evals = k_of_n("ppo", [3401, 3402, 3403, 3404, 3405], 1, -100, env="Acrobot-v1")
     assert verdict, evals
 
 
