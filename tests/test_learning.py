@@ -59,16 +59,18 @@ def test_binomial_tail_of_the_rules():
     assert tail(5, 3, 0.05) < 2e-3 and tail(2, 1, 0.03) < 1e-3
     assert tail(10, 5, 0.114) < 1e-3 and tail(5, 4, 0.114) > 0.1          # PPO CartPole's rule and why
     assert tail(5, 1, 0.236) < 1e-3 and tail(4, 1, 0.167) < 1e-3           # PPO Acrobot's, TRPO Pendulum's
-    assert tail(6, 2, 0.180) < 1.01e-3 and tail(6, 3, 0.180) > 1e-2       # A2C CartPole's rule and why
+    assert tail(6, 2, 0.185) < 1.2e-3 and tail(6, 3, 0.185) > 1e-2        # A2C CartPole's rule and why
     assert tail(6, 1, 0.278) < 5e-4 < 1e-3 < tail(5, 1, 0.278)            # 0 misses in 10: 1 of 6, not of 5
 
 
 # Calibration: python scripts/calibrate.py a2c CartPole-v1 --seeds 11-70 (default config, 200k
 # steps): 55 of 60 seeds evaluate >= 475, and all 60 reach a training mean of 475; then --seeds 71-80
-# --jobs 1: 10 of 10 evaluate at 500, every training mean at the end >= 475. On another machine 5
-# unseen seeds all reached a training mean of 475 but 2 evaluated at 118 and 273 (issue 22). Pooled:
-# 7 evaluation misses in 75, 95 % Wilson interval [0.046, 0.180]. Rule 2 of 6: P(fail) 1e-3 at the
-# upper end (3 of 6, the rule before, was 1.2e-2 there).
+# --jobs 1: 10 of 10 evaluate at 500, every training mean at the end >= 475; the notebooks' seed curves
+# (seeds 301-305, figures/seed_curves.json): 4 of 5, the miss (304) solved at 33k steps and drifted
+# to a training mean of 116 and an evaluation of 119 by the end. On another machine 5 unseen seeds
+# all reached a training mean of 475 but 2 evaluated at 118 and 273 (issue 22). Pooled: 8 evaluation
+# misses in 80, 95 % Wilson interval [0.052, 0.185]. Rule 2 of 6: P(fail) 1.1e-3 at the upper end
+# (3 of 6, the rule before, 1.3e-2 there).
 @pytest.mark.slow
 def test_a2c_solves_cartpole():
     verdict, _, evals = k_of_n("a2c", [2001, 2002, 2003, 2004, 2005, 2006], 2, 475)
@@ -148,7 +150,7 @@ def test_npg_learns_pendulum():
     assert verdict, evals
 
 
-# Calibration (the defaults of npg.Config, 100k steps, the default budget since it was measured):
+# Calibration (the defaults of npg.Config but 100k steps, a third of the default budget):
 #   python scripts/calibrate.py npg CartPole-v1 --seeds 11-30 --total-steps 100000 --jobs 1
 #   python scripts/calibrate.py npg CartPole-v1 --seeds 31-70 --total-steps 100000 --jobs 1
 #       -> 60 of 60 seeds reach eval >= 475 (every one 500.0); median solved_at 52k steps.
@@ -157,22 +159,20 @@ def test_npg_learns_pendulum():
 # gives P(2 or more of 5 fail) = 0.5 %, and every calibration run ended at 500, far from 475.
 @pytest.mark.slow
 def test_npg_solves_cartpole():
-    verdict, runs, evals = k_of_n("npg", [1001, 1002, 1003, 1004, 1005], 4, 475)   # the defaults
-    assert all(s["algorithm"] == "npg" and s["config"]["hidden"] == [32] and s["config"]["total_steps"] == 100_000
-               for s in runs)
+    verdict, runs, evals = k_of_n("npg", [1001, 1002, 1003, 1004, 1005], 4, 475, "--total-steps", "100000")
+    assert all(s["algorithm"] == "npg" and s["config"]["hidden"] == [32] for s in runs)
     assert verdict, evals
 
 
 # Calibration: python scripts/calibrate.py trpo CartPole-v1 --seeds 11-30 --total-steps 150000 --jobs 1
-# (and --seeds 31-60), default Config (150k became the default budget, so that the default is what was
-# measured): the deterministic evaluation reached 475 in 50 of 50 seeds, every one at 500.0; solved in
-# training after 26k-59k steps (median 32k). ">= 4 of 5" fails only if 2 of 5 seeds fail, with
+# (and --seeds 31-60), default Config but 150k steps (the default is 100k: docs/results.md has both):
+# the deterministic evaluation reached 475 in 50 of 50 seeds, every one at 500.0; solved in training
+# after 26k-59k steps (median 32k). ">= 4 of 5" fails only if 2 of 5 seeds fail, with
 # probability ~10 p^2: < 1e-3 if p < 1 %, which the point estimate (0 of 50) meets, and still < 4 %
 # at the 95 % upper bound p = 3/50.
 @pytest.mark.slow
 def test_trpo_solves_cartpole_inside_its_trust_region():
-    verdict, runs, evals = k_of_n("trpo", [901, 902, 903, 904, 905], 4, 475)       # the defaults
-    assert all(s["config"]["total_steps"] == 150_000 for s in runs)
+    verdict, runs, evals = k_of_n("trpo", [901, 902, 903, 904, 905], 4, 475, "--total-steps", "150000")
     for s in runs:     # never past the trust region: neither the configured nor the annealed radius
         p = read_progress(s["run_dir"])
         assert all(kl <= max_kl <= s["config"]["max_kl"] for kl, max_kl in zip(p["kl"], p["max_kl"]))

@@ -84,7 +84,7 @@ FVPS = ("exact", "fd")
 
 @dataclass
 class Config(TrainConfig):
-    total_steps: int = 150_000       # budget: 50 of 50 seeds evaluate at 500 on CartPole (docs/results.md)
+    total_steps: int = 100_000       # budget of env transitions
     num_envs: int = 16               # E
     n_steps: int = 128               # T: steps per env per iteration (N ~ E T samples)
     lam: float = 0.97                # GAE lambda
