@@ -5,12 +5,14 @@
 
 Each seed is one `python -m rlref train` child run by rlref/bench.py (its run directories and
 stderr logs stay in a temporary folder, named at the end). Prints one line per seed (solved_at_steps,
-deterministic evaluation, wall seconds) and a summary:
-how many seeds reach the evaluation threshold, the worst evaluation, and the median steps to
-solve. Learning tests choose their seeds outside every range used here and their k-of-n rule from
+the training mean at the end, the deterministic evaluation, wall seconds) and a summary: how many
+seeds reach the evaluation threshold, how many end with a training mean at the threshold (a policy
+can solve in training and drift away before the end, or evaluate worse deterministically than it
+trains), the worst evaluation, and the median steps to solve. Learning tests choose their seeds outside every range used here and their k-of-n rule from
 these counts (see the comment above each learning test).
 """
 import argparse
+import csv
 import json
 import os
 import statistics
@@ -25,6 +27,12 @@ def seed_list(text):
         lo, _, hi = part.partition("-")
         out += list(range(int(lo), int(hi or lo) + 1))
     return out
+
+
+def last_training_mean(run_dir):
+    """return_mean of progress.csv's last row: the mean of the last 20 finished training episodes."""
+    with open(os.path.join(run_dir, "progress.csv")) as f:
+        return float(list(csv.DictReader(f))[-1]["return_mean"])
 
 
 def main():
@@ -43,15 +51,17 @@ def main():
                      a.set, workers=a.mpi) for seed in a.seeds]
     runs = summaries(grid, a.jobs, os.path.join(out, "logs"))
     threshold = a.threshold if a.threshold is not None else runs[0]["threshold"]
-    for s in runs:
-        print(f"seed {s['seed']:5d}  solved_at {str(s['solved_at_steps']):>8}  eval {s['eval_return_mean']:9.2f}"
+    finals = [last_training_mean(run["dir"]) for run in grid]
+    for s, final in zip(runs, finals):
+        print(f"seed {s['seed']:5d}  solved_at {str(s['solved_at_steps']):>8}  final_train {final:9.2f}"
+              f"  eval {s['eval_return_mean']:9.2f}"
               f"  wall {s['wall_s']:6.1f} s  steps/s {s['steps_per_s']:8.0f}", flush=True)
     evals = [s["eval_return_mean"] for s in runs]
     solved = [s["solved_at_steps"] for s in runs if s["solved_at_steps"]]
     print(json.dumps({"algo": a.algo, "env": a.env, "seeds": f"{a.seeds[0]}..{a.seeds[-1]}", "n": len(evals),
                       "total_steps": runs[0]["config"]["total_steps"], "settings": a.set,
                       "eval_threshold": threshold, "reached": sum(e >= threshold for e in evals),
-                      "worst_eval": min(evals), "median_eval": statistics.median(evals),
+                      "final_train_reached": sum(f >= threshold for f in finals), "worst_eval": min(evals), "median_eval": statistics.median(evals),
                       "solved_seeds": len(solved), "median_solved_at": statistics.median(solved) if solved else None,
                       "median_wall_s": statistics.median(s["wall_s"] for s in runs),
                       "median_solved_at_wall_s": statistics.median(s["solved_at_wall_s"] for s in runs

@@ -1,6 +1,6 @@
 """What several test files share: the command line run in a subprocess, with this checkout's rlref
 and one BLAS thread (conftest.py set it for this process; the children inherit it), and
-progress.csv compared between runs."""
+progress.csv compared between runs, and the early decision of a learning test's "k of n seeds" rule."""
 import json
 import os
 import subprocess
@@ -46,3 +46,16 @@ def same_progress(a, b):
 def n_rows(run_dir):
     """The number of iterations progress.csv has logged."""
     return len(read_progress(run_dir).get("iteration", []))
+
+
+def decide(seeds, k, passes, run):
+    """The rule "at least k of these seeds pass", decided as soon as it is decided: `run(wave)` trains
+    the seeds of a wave and returns their summaries; the seeds run in order, in waves of at most two
+    (two cores) and of no more than the passes still missing, until k passed or more than n - k
+    failed. The verdict is the one of running all n. Returns (verdict, the summaries that ran)."""
+    done = []
+    while True:
+        passed = sum(map(passes, done))
+        if passed >= k or len(done) - passed > len(seeds) - k:
+            return passed >= k, done
+        done += run(seeds[len(done):len(done) + min(2, k - passed)])

@@ -1,19 +1,22 @@
 """Learning, measured: the real command line on real environments, seeds never used in tuning,
 against the env's definition of solved (a deterministic 20-episode evaluation mean: >= 475 on
-CartPole-v1, >= -100 on Acrobot-v1) or, for Pendulum-v1, which has none, the issue's -250.
+CartPole-v1, >= -100 on Acrobot-v1) or, for Pendulum-v1, which has none, the level named above each
+test (-250 for PPO, -400 for TRPO and NPG, -600 for "improves clearly").
 
 Each rule "at least k of n seeds" comes from a calibration with scripts/calibrate.py over many other
 seeds (the comment above each test gives the command and the count) and is chosen so that a
 correct implementation fails it with probability below about 1e-3 (binomial tail at the
 calibrated per-seed failure rate). Runs are bitwise deterministic on one machine, so the risk is
-only that another machine's floating point takes a seed down a different path.
+only that another machine's floating point takes a seed down a different path. A rule stops running
+seeds as soon as its verdict is known (k_of_n): the same verdict as running all n, for the CPU of
+the seeds it needs, which for a rule "1 of n" met by its first seed is one run.
 """
 from concurrent.futures import ThreadPoolExecutor
 from math import comb
 
 import pytest
 
-from helpers import read_progress, train_summary
+from helpers import decide, read_progress, train_summary
 
 
 def summaries(algo, seeds, *args, env="CartPole-v1"):
@@ -21,8 +24,28 @@ def summaries(algo, seeds, *args, env="CartPole-v1"):
         return list(pool.map(lambda s: train_summary(algo, s, *args, env=env), seeds))
 
 
-def evaluations(algo, seeds, *args, env="CartPole-v1"):
-    return [s["eval_return_mean"] for s in summaries(algo, seeds, *args, env=env)]
+def k_of_n(algo, seeds, k, threshold, *args, env="CartPole-v1"):
+    """decide() on the deterministic evaluation reaching threshold; the runs' summaries, and the
+    evaluations as the message of a failed rule."""
+    verdict, runs = decide(seeds, k, lambda s: s["eval_return_mean"] >= threshold,
+                           lambda wave: summaries(algo, wave, *args, env=env))
+    return verdict, runs, [s["eval_return_mean"] for s in runs]
+
+
+@pytest.mark.parametrize("n", range(1, 7))
+def test_a_rule_decided_early_gives_the_verdict_of_all_seeds(n):
+    for k in range(1, n + 1):
+        for pattern in range(2 ** n):
+            ok = [bool(pattern >> i & 1) for i in range(n)]                     # seed i passes
+            waves = []
+            verdict, done = decide(list(range(n)), k, lambda i: ok[i], lambda wave: waves.append(wave) or wave)
+            assert verdict == (sum(ok) >= k) and done == list(range(len(done)))   # a prefix, in order
+            assert all(1 <= len(w) <= 2 for w in waves)
+            before = done[:len(done) - len(waves[-1])] if waves else []           # undecided before the last wave
+            assert sum(ok[i] for i in before) < k and len(before) - sum(ok[i] for i in before) <= n - k
+    verdict, done = decide([7, 8, 9, 10], 1, lambda i: True, lambda wave: wave)
+    assert verdict and done == [7]                                                # 1 of 4: one run
+    assert decide([7, 8, 9], 3, lambda i: i != 7, lambda wave: wave) == (False, [7, 8])   # 3 of 3: 9 never runs
 
 
 def tail(n, k, p_fail):
@@ -35,17 +58,23 @@ def test_binomial_tail_of_the_rules():
     assert tail(6, 3, 0.10) < 2e-3 and tail(5, 4, 0.02) < 1e-2
     assert tail(5, 3, 0.05) < 2e-3 and tail(2, 1, 0.03) < 1e-3
     assert tail(10, 5, 0.114) < 1e-3 and tail(5, 4, 0.114) > 0.1          # PPO CartPole's rule and why
-    assert tail(4, 1, 0.1614) < 1e-3 and tail(4, 1, 0.167) < 1e-3          # PPO Acrobot's, TRPO Pendulum's
+    assert tail(5, 1, 0.236) < 1e-3 and tail(4, 1, 0.167) < 1e-3           # PPO Acrobot's, TRPO Pendulum's
+    assert tail(6, 2, 0.185) < 1.2e-3 and tail(6, 3, 0.185) > 1e-2        # A2C CartPole's rule and why
+    assert tail(6, 1, 0.278) < 5e-4 < 1e-3 < tail(5, 1, 0.278)            # 0 misses in 10: 1 of 6, not of 5
 
 
 # Calibration: python scripts/calibrate.py a2c CartPole-v1 --seeds 11-70 (default config, 200k
-# steps): 55 of 60 seeds evaluate >= 475, and all 60 reach a training mean of 475 (per-seed
-# failure rate ~0.08; ~0.15 at the 95 % upper bound). Rule 3 of 6: P(fail) ~ 5e-4 at 0.08,
-# 6e-3 at 0.15. The issue's "4 of 5" holds with probability ~0.95 on a random set of seeds.
+# steps): 55 of 60 seeds evaluate >= 475, and all 60 reach a training mean of 475; then --seeds 71-80
+# --jobs 1: 10 of 10 evaluate at 500, every training mean at the end >= 475; the notebooks' seed curves
+# (seeds 301-305, figures/seed_curves.json): 4 of 5, the miss (304) solved at 33k steps and drifted
+# to a training mean of 116 and an evaluation of 119 by the end. On another machine 5 unseen seeds
+# all reached a training mean of 475 but 2 evaluated at 118 and 273 (issue 22). Pooled: 8 evaluation
+# misses in 80, 95 % Wilson interval [0.052, 0.185]. Rule 2 of 6: P(fail) 1.1e-3 at the upper end
+# (3 of 6, the rule before, 1.3e-2 there).
 @pytest.mark.slow
 def test_a2c_solves_cartpole():
-    evals = evaluations("a2c", [2001, 2002, 2003, 2004, 2005, 2006])
-    assert sum(e >= 475 for e in evals) >= 3, evals
+    verdict, _, evals = k_of_n("a2c", [2001, 2002, 2003, 2004, 2005, 2006], 2, 475)
+    assert verdict, evals
 
 
 # Calibration: python scripts/calibrate.py ppo CartPole-v1 --seeds 81-110 (default config: one hidden
@@ -56,8 +85,8 @@ def test_a2c_solves_cartpole():
 # on seeds 51-80; the 8 x 32 / 5e-3 defaults before them: 26 of 30 on seeds 11-40.)
 @pytest.mark.slow
 def test_ppo_solves_cartpole():
-    evals = evaluations("ppo", list(range(3001, 3011)))
-    assert sum(e >= 475 for e in evals) >= 5, evals
+    verdict, _, evals = k_of_n("ppo", list(range(3001, 3011)), 5, 475)
+    assert verdict, evals
 
 
 # Calibration: the Pendulum-v1 presets of REINFORCE and A2C (1.5M steps), tuned on seeds 901-910,
@@ -68,8 +97,8 @@ def test_ppo_solves_cartpole():
 @pytest.mark.slow
 @pytest.mark.parametrize("algo, seeds", [("reinforce", [1201, 1202]), ("a2c", [2201, 2202])])
 def test_reinforce_and_a2c_improve_pendulum_clearly(algo, seeds):
-    evals = evaluations(algo, seeds, env="Pendulum-v1")
-    assert sum(e >= -600 for e in evals) >= 1, evals
+    verdict, _, evals = k_of_n(algo, seeds, 1, -600, env="Pendulum-v1")
+    assert verdict, evals
 
 
 # Calibration: python scripts/calibrate.py ppo Pendulum-v1 --seeds 11-20,3101-3111 --threshold -250
@@ -78,22 +107,23 @@ def test_reinforce_and_a2c_improve_pendulum_clearly(algo, seeds):
 # at -251.5). Per-seed failure rate below ~0.13 at 95 %; CI asks 3 of 5 (< 2e-2 there, ~1e-3 at 0.05).
 @pytest.mark.slow
 def test_ppo_learns_pendulum():
-    evals = evaluations("ppo", [3301, 3302, 3303, 3304, 3305], env="Pendulum-v1")
-    assert sum(e >= -250 for e in evals) >= 3, evals
+    verdict, _, evals = k_of_n("ppo", [3301, 3302, 3303, 3304, 3305], 3, -250, env="Pendulum-v1")
+    assert verdict, evals
 
 
-# Calibration: python scripts/calibrate.py ppo Acrobot-v1 --seeds 11-20,3201 (preset, 200k steps):
-# 11 of 11 evaluate >= -100; then --seeds 1301-1330 (the issue's failing seed 1306 among them): 28 of
-# 30 (seeds 1320 and 1322 end at -282 and -451: the goal is not found while every episode scores
-# -500, the standardized advantages are noise and the policy random-walks). 2 failures in 41:
-# per-seed failure rate 0.05, 95 % Wilson interval [0.013, 0.161]. Rule 1 of 4 fails with
-# probability p^4: 7e-4 at the interval's upper end. (Tried on the same 30 seeds, none better:
-# ent_coef 0.01: 27 of 30; 300k steps with early_stop_kl 0.03: 26; lr 3e-4: 8; RL-Zoo's 16 x 256
-# with lam 0.94 at 300k: 27.)
+# Calibration of the Acrobot-v1 preset (200k steps, scaled rewards, entropy bonus 0.01):
+# python scripts/calibrate.py ppo Acrobot-v1 --seeds 1341-1350 --jobs 1 (then --seeds 1351-1360):
+# 19 of 20 evaluate >= -100 (median -83; the miss, seed 1353, at -101.9), every run reached a
+# training mean of -100 (median at 26k steps), none ended at -500. 1 miss in 20: 95 % Wilson
+# interval [0.009, 0.236]; rule 1 of 5 fails with probability p^5, 7e-4 at the upper end. The
+# preset before (no reward scaling, no entropy bonus): 39 of 41 here (two runs stuck at -500 once
+# the policy turned deterministic before finding the goal: seeds 1320 and 1322, which the new preset
+# solves), but 6 of 9 on unseen seeds on two other machines (issue 22): a rate measured here may
+# be lower elsewhere.
 @pytest.mark.slow
 def test_ppo_solves_acrobot():
-    evals = evaluations("ppo", [3401, 3402, 3403, 3404], env="Acrobot-v1")
-    assert sum(e >= -100 for e in evals) >= 1, evals
+    verdict, _, evals = k_of_n("ppo", [3401, 3402, 3403, 3404, 3405], 1, -100, env="Acrobot-v1")
+    assert verdict, evals
 
 
 # Calibration: the TRPO Pendulum-v1 preset (200k steps, gamma 0.9, 100 evaluation episodes), chosen on
@@ -104,11 +134,23 @@ def test_ppo_solves_acrobot():
 # 4 fails with probability p^4, 8e-4 at the upper end.
 @pytest.mark.slow
 def test_trpo_learns_pendulum():
-    evals = evaluations("trpo", [3501, 3502, 3503, 3504], env="Pendulum-v1")
-    assert sum(e >= -400 for e in evals) >= 1, evals
+    verdict, _, evals = k_of_n("trpo", [3501, 3502, 3503, 3504], 1, -400, env="Pendulum-v1")
+    assert verdict, evals
 
 
-# Calibration (the defaults of npg.Config, 100k steps):
+# Calibration: the NPG Pendulum-v1 preset (TRPO's: 200k steps, gamma 0.9, 100 evaluation episodes),
+# tuned on seeds 901-905, then python scripts/calibrate.py npg Pendulum-v1 --seeds 1901-1910 --jobs 1:
+# 10 of 10 >= -250 (median -221, worst -245), 1 >= -200; every run reached a training mean of -200
+# (median at 156k steps). As TRPO's test, asked at -400: 0 misses in 10, 95 % Wilson interval
+# [0, 0.278]; rule 1 of 6 fails with probability p^6, 5e-4 at the upper end (one run when it passes).
+@pytest.mark.slow
+def test_npg_learns_pendulum():
+    verdict, runs, evals = k_of_n("npg", [3601, 3602, 3603, 3604, 3605, 3606], 1, -400, env="Pendulum-v1")
+    assert all(s["config"]["gamma"] == 0.9 and s["eval_episodes"] == 100 for s in runs)   # the preset ran
+    assert verdict, evals
+
+
+# Calibration (the defaults of npg.Config but 100k steps, a third of the default budget):
 #   python scripts/calibrate.py npg CartPole-v1 --seeds 11-30 --total-steps 100000 --jobs 1
 #   python scripts/calibrate.py npg CartPole-v1 --seeds 31-70 --total-steps 100000 --jobs 1
 #       -> 60 of 60 seeds reach eval >= 475 (every one 500.0); median solved_at 52k steps.
@@ -117,22 +159,21 @@ def test_trpo_learns_pendulum():
 # gives P(2 or more of 5 fail) = 0.5 %, and every calibration run ended at 500, far from 475.
 @pytest.mark.slow
 def test_npg_solves_cartpole():
-    runs = summaries("npg", [1001, 1002, 1003, 1004, 1005], "--total-steps", "100000")
+    verdict, runs, evals = k_of_n("npg", [1001, 1002, 1003, 1004, 1005], 4, 475, "--total-steps", "100000")
     assert all(s["algorithm"] == "npg" and s["config"]["hidden"] == [32] for s in runs)
-    evals = [s["eval_return_mean"] for s in runs]
-    assert sum(e >= 475 for e in evals) >= 4, evals
+    assert verdict, evals
 
 
 # Calibration: python scripts/calibrate.py trpo CartPole-v1 --seeds 11-30 --total-steps 150000 --jobs 1
-# (and --seeds 31-60), default Config: the deterministic evaluation reached 475 in 50 of 50 seeds,
-# every one at 500.0; solved in training after 26k-59k steps (median 32k). ">= 4 of 5" fails only
-# if 2 of 5 seeds fail, with probability ~10 p^2: < 1e-3 if p < 1 %, which the point estimate
-# (0 of 50) meets, and still < 4 % at the 95 % upper bound p = 3/50.
+# (and --seeds 31-60), default Config but 150k steps (the default is 100k: docs/results.md has both):
+# the deterministic evaluation reached 475 in 50 of 50 seeds, every one at 500.0; solved in training
+# after 26k-59k steps (median 32k). ">= 4 of 5" fails only if 2 of 5 seeds fail, with
+# probability ~10 p^2: < 1e-3 if p < 1 %, which the point estimate (0 of 50) meets, and still < 4 %
+# at the 95 % upper bound p = 3/50.
 @pytest.mark.slow
 def test_trpo_solves_cartpole_inside_its_trust_region():
-    runs = summaries("trpo", [901, 902, 903, 904, 905], "--total-steps", "150000")
+    verdict, runs, evals = k_of_n("trpo", [901, 902, 903, 904, 905], 4, 475, "--total-steps", "150000")
     for s in runs:     # never past the trust region: neither the configured nor the annealed radius
         p = read_progress(s["run_dir"])
         assert all(kl <= max_kl <= s["config"]["max_kl"] for kl, max_kl in zip(p["kl"], p["max_kl"]))
-    evals = [s["eval_return_mean"] for s in runs]
-    assert sum(e >= 475 for e in evals) >= 4, evals
+    assert verdict, evals
