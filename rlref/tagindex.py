@@ -200,8 +200,14 @@ def tags_page(rows):
     for e in EXERCISES:
         if e.is_notebook:
             name = os.path.basename(e.path)[:-6]
-            notebook.append(_row([f"**{e.tag}**", f":ref:`{name} <exercise-{e.tag}>`", e.todo, str(e.points)]))
+            notebook.append(_row([f"**{e.tag}**", f":ref:`{name} <exercise-{e.tag}>`", _plain(e.todo),
+                                  str(e.points)]))
     return TAGS_PAGE.format(count=len(rows), table="\n".join(table), notebook="\n".join(notebook))
+
+
+def _plain(text):
+    """Free text as reStructuredText shows it verbatim: |x| would be a substitution, *x* emphasis."""
+    return "".join("\\" + c if c in "\\*`|_" else c for c in text)
 
 
 def _row(cells):

@@ -4,6 +4,9 @@ import json
 import os
 import re
 
+import pytest
+
+from rlref import tagindex
 from rlref.homework.make import project_root
 from rlref.site import notebook_summaries, package_modules
 from rlref.tagindex import citing_tests, code_citations, gather, typeset_tags, with_anchors
@@ -125,3 +128,13 @@ def test_every_module_gets_an_api_page():
     modules = package_modules(ROOT)
     assert {"rlref", "rlref.nn", "rlref.algos", "rlref.algos.ppo", "rlref.site"} <= set(modules)
     assert "rlref.__main__" not in modules
+
+
+def test_free_text_in_the_tags_page_reads_as_written():
+    """An exercise's description such as 'the bound on |J - L_old|' is text, not reStructuredText
+    markup (|...| was an undefined substitution, which failed the site's build)."""
+    docutils_core = pytest.importorskip("docutils.core")
+    text = "the bound on |J - L_old| of *x* and `y` by a\\b"
+    doctree = docutils_core.publish_doctree(tagindex._plain(text), settings_overrides={"report_level": 5})
+    assert not [n for n in doctree.findall() if n.tagname == "system_message"]
+    assert doctree.astext() == text

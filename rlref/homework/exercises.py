@@ -77,7 +77,8 @@ EXERCISES = (
       "d KL(self || other) / d (other.mean, other.log_std)", 1),
     E("00.1", "notebooks/00_backprop_and_gradcheck.ipynb", "softplus MLP: forward and backward pass", 1,
       answers=("MLP.2",)),
-    E("00.2", "notebooks/00_backprop_and_gradcheck.ipynb", "a dead relu unit: b1 chosen, the gradient through it", 1),
+    E("00.2", "notebooks/00_backprop_and_gradcheck.ipynb", "a dead relu unit: b1 chosen, the gradient through it", 1,
+      ("MLP.2",)),                                 # its runs call nn.mlp_backward
     E("00.3", "notebooks/00_backprop_and_gradcheck.ipynb", "the reverse KL and its gradient in the logits", 1),
     E("00.4", "notebooks/00_backprop_and_gradcheck.ipynb", "the complex-step derivative", 1),
     E("00.5", "notebooks/00_backprop_and_gradcheck.ipynb",
@@ -120,7 +121,8 @@ EXERCISES = (
     E("04.2", "notebooks/04_trpo.ipynb", "the coupling bound on |J - L_old| in closed form", 1),
     E("04.3", "notebooks/04_trpo.ipynb", "the maximal step on the KL budget", 1, answers=("TRPO.5",)),
     E("04.4", "notebooks/04_trpo.ipynb", "conjugate gradient with a fixed number of products", 1, answers=("TRPO.8",)),
-    E("04.5", "notebooks/04_trpo.ipynb", "exact TRPO on the tabular MDP at two radii (an experiment)", 1),
+    E("04.5", "notebooks/04_trpo.ipynb", "exact TRPO on the tabular MDP at two radii (an experiment)", 1,
+      ("TRPO.5", "TRPO.9")),                       # its runs call trpo.max_step and trpo.line_search
     # notebook 05: PPO and normalization
     E("PPO.2", "rlref/algos/ppo.py:policy_loss_and_grad",
       "the clipped (PPO.1-2) or penalty (PPO.3) loss with entropy, and its derivative in the "

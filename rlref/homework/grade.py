@@ -107,18 +107,18 @@ class Grading:
             return {**entry, "failure": "not graded: the grade used up its time budget"}
         box = self.box.new_box()
         probes = sorted({tuple(t["probe"]) for t in tests})
+        defs = {} if exercise.is_notebook else {exercise: (answer.definition, answer.label)}
+        for tag in closure(exercise.tag):          # the package functions its tests run (deps), spliced in
+            if tag in reference:
+                defs[BY_TAG[tag]] = (self.base.reference[tag], "reference")
+            elif tag in self.found and self.found[tag].definition is not None:
+                defs[BY_TAG[tag]] = (self.found[tag].definition, self.found[tag].label)
+        lines = [m for m in self.base.run_tree(box, defs) if m[3] != "reference"]
         if exercise.is_notebook:
-            self.base.run_tree(box, {})
             job = {"kind": "notebook", "probes": probes, "cells": answer.cells,
                    "setup": self.base.notebook_setup(exercise, self.exercises)}
         else:
-            defs = {exercise: (answer.definition, answer.label)}
-            for tag in closure(exercise.tag):
-                if tag in reference:
-                    defs[BY_TAG[tag]] = (self.base.reference[tag], "reference")
-                elif tag in self.found and self.found[tag].definition is not None:
-                    defs[BY_TAG[tag]] = (self.found[tag].definition, self.found[tag].label)
-            entry["lines"] = [m for m in self.base.run_tree(box, defs) if m[3] != "reference"]
+            entry["lines"] = lines
             job = {"kind": "function", "probes": probes}
         timeout = min(float(os.environ.get("RLREF_GRADE_TIMEOUT", TIMEOUT)), remaining)
         result = self.box.run(box, job, timeout)
