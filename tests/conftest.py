@@ -19,6 +19,7 @@ def pytest_cmdline_main(config):
             and not hasattr(config, "workerinput"):
         config.option.numprocesses = "auto"
         config.option.dist = "loadfile"
+        config.option.loadscopereorder = False      # xdist would put the files with most tests first
 
 
 # The files that take longest (seconds of one core, measured with --durations on the 2-core machine).

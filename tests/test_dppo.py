@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pytest
 
-from helpers import ENV, ROOT, decide, n_rows, same_progress
+from helpers import ENV, LONG, LONG_REASON, ROOT, decide, n_rows, same_progress
 import rlref
 from rlref import checkpoint
 from rlref.algos import dppo, ppo
@@ -331,11 +331,19 @@ def train_mpi(seed, env, *args):
 #          outside that calibration (they were 4101-4102, two of its seeds).
 # Two workers run on two cores, one seed at a time, and each rule stops once decided (helpers.decide:
 # the verdict of all its seeds): 4 CartPole runs and 1 Pendulum run when all pass.
+def two_worker_rule(seeds, k, threshold, env):
+    verdict, evals = decide(seeds, k, lambda e: e >= threshold, lambda wave: [train_mpi(s, env) for s in wave])
+    assert verdict, (env, evals)
+
+
 @needs_mpi
 @pytest.mark.slow
-def test_two_workers_solve_cartpole_and_learn_pendulum():
-    def rule(seeds, k, threshold, env):
-        verdict, evals = decide(seeds, k, lambda e: e >= threshold, lambda wave: [train_mpi(s, env) for s in wave])
-        assert verdict, (env, evals)
-    rule([4001, 4002, 4003, 4004, 4005], 4, 475, "CartPole-v1")
-    rule([4106, 4107], 1, -250, "Pendulum-v1")
+def test_two_workers_solve_cartpole():
+    two_worker_rule([4001, 4002, 4003, 4004, 4005], 4, 475, "CartPole-v1")
+
+
+@needs_mpi
+@pytest.mark.slow
+@pytest.mark.skipif(not LONG, reason=LONG_REASON)
+def test_two_workers_learn_pendulum():
+    two_worker_rule([4106, 4107], 1, -250, "Pendulum-v1")

@@ -113,9 +113,9 @@ def test_tampering_through_the_autograder_scores_zero(autograder):
 
 
 def test_as_root_without_namespaces_a_readable_checkout_is_refused_with_results_written(tmp_path):
-    mode = stat.S_IMODE(os.stat(ROOT).st_mode)
-    if os.geteuid() != 0 or not mode & stat.S_IROTH:
-        pytest.skip("needs root and a checkout others can read")
+    from rlref.homework.runtime import others_reach
+    if os.geteuid() != 0 or not others_reach(ROOT, stat.S_IROTH | stat.S_IXOTH):
+        pytest.skip("needs root and a checkout others can reach and read (a clone inside a 0700 folder is not)")
     done = cli_in(ROOT, "homework", "grade", ROOT, "--json", str(tmp_path / "r.json"), "--exercises", "GAE.1",
                   env=GRADESCOPE)
     assert done.returncode == 2 and "refusing to run student code as root" in done.stderr, done.stderr

@@ -16,7 +16,7 @@ from math import comb
 
 import pytest
 
-from helpers import decide, read_progress, train_summary
+from helpers import LONG, LONG_REASON, decide, read_progress, train_summary
 
 
 def summaries(algo, seeds, *args, env="CartPole-v1"):
@@ -94,7 +94,11 @@ def test_ppo_solves_cartpole():
 # one of the 19 runs per algorithm rose from about -1200 to a training mean of -200; on the 9
 # unseen seeds the evaluation was at worst -230 (REINFORCE) and -433 (A2C). "Improves clearly" is
 # asked as an evaluation >= -600 in at least 1 of 2 seeds (a random policy scores about -1200).
+# On request only (RLREF_LONG_TESTS=1, tests/helpers.py): one 1.5M-step run each is 100-120 s of
+# CPU. The budget cannot simply shrink: at 800k steps these seeds evaluated at -912 (REINFORCE
+# 1201) and -696 (A2C 2201).
 @pytest.mark.slow
+@pytest.mark.skipif(not LONG, reason=LONG_REASON)
 @pytest.mark.parametrize("algo, seeds", [("reinforce", [1201, 1202]), ("a2c", [2201, 2202])])
 def test_reinforce_and_a2c_improve_pendulum_clearly(algo, seeds):
     verdict, _, evals = k_of_n(algo, seeds, 1, -600, env="Pendulum-v1")
@@ -121,6 +125,7 @@ def test_ppo_learns_pendulum():
 # solves), but 6 of 9 on unseen seeds on two other machines (issue 22): a rate measured here may
 # be lower elsewhere.
 @pytest.mark.slow
+@pytest.mark.skipif(not LONG, reason=LONG_REASON)
 def test_ppo_solves_acrobot():
     verdict, _, evals = k_of_n("ppo", [3401, 3402, 3403, 3404, 3405], 1, -100, env="Acrobot-v1")
     assert verdict, evals
@@ -133,6 +138,7 @@ def test_ppo_solves_acrobot():
 # training mean of -200. Failure rate (-400) 1 of 30, 95 % Wilson interval [0.006, 0.167]: rule 1 of
 # 4 fails with probability p^4, 8e-4 at the upper end.
 @pytest.mark.slow
+@pytest.mark.skipif(not LONG, reason=LONG_REASON)
 def test_trpo_learns_pendulum():
     verdict, _, evals = k_of_n("trpo", [3501, 3502, 3503, 3504], 1, -400, env="Pendulum-v1")
     assert verdict, evals
@@ -144,6 +150,7 @@ def test_trpo_learns_pendulum():
 # (median at 156k steps). As TRPO's test, asked at -400: 0 misses in 10, 95 % Wilson interval
 # [0, 0.278]; rule 1 of 6 fails with probability p^6, 5e-4 at the upper end (one run when it passes).
 @pytest.mark.slow
+@pytest.mark.skipif(not LONG, reason=LONG_REASON)
 def test_npg_learns_pendulum():
     verdict, runs, evals = k_of_n("npg", [3601, 3602, 3603, 3604, 3605, 3606], 1, -400, env="Pendulum-v1")
     assert all(s["config"]["gamma"] == 0.9 and s["eval_episodes"] == 100 for s in runs)   # the preset ran
