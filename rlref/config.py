@@ -143,7 +143,7 @@ def format_value(value):
 
 def meanings(config_cls):
     """{field: one-line meaning} of a Config dataclass, read from the comment on each field's line (the
-    one source: STYLE.md's "one commented line per field"). A comment that starts with "..." goes on
+    one source: one commented line per field). A comment that starts with "..." goes on
     from the field above it, so the fields of one such run share the whole sentence; a subclass's
     comment that only begins its base's (E for "E: parallel envs") gives way to the base's."""
     found = {}

@@ -1,4 +1,4 @@
-"""The grader against submissions that try to take points they did not earn (TESTING.md, "Homework").
+"""The grader against submissions that try to take points they did not earn (docs/instructors.md).
 
 Every attack is built on the stubs of a student version (GAE.1, DIST.1 and 05.2 assigned: a
 function, a method, a notebook cell) and graded from an instructor's checkout with the autograder

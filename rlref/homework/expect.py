@@ -8,7 +8,7 @@ it computes itself. These helpers raise ``Mismatch`` with a message a student ca
     allowed 1e-12); 17 of 36 elements are off
 
 Shapes are checked before values (``got`` is coerced to float64 first), a NaN where a number is
-expected is reported as such, and gradients use rlref's gradient-check error (TESTING.md):
+expected is reported as such, and gradients use rlref's gradient-check error (docs/conventions.md):
 |a - n| / max(1, |a|, |n|), worst entry first.
 """
 import numpy as np
