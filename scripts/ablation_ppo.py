@@ -1,6 +1,6 @@
 """Ablation of PPO's implementation details: switch one detail at a time, measure over seeds.
 
-    OMP_NUM_THREADS=1 python scripts/ablation_ppo.py            # full: ~15 min on one core
+    OMP_NUM_THREADS=1 python scripts/ablation_ppo.py --jobs 2   # full: ~30 min on two idle cores
     OMP_NUM_THREADS=1 python scripts/ablation_ppo.py --quick    # 2 seeds, 20k steps, into a temp dir
     python scripts/ablation_ppo.py --replot                     # redraw the PNGs from figures/05_ablation.json
     OMP_NUM_THREADS=1 python scripts/ablation_ppo.py --only epochs_30,ent_0.01   # add or redo some rows
@@ -24,9 +24,7 @@ PPO-NoClip (clip_eps = 1e9: the plain ratio surrogate, every other detail on) an
 details" (PPO-M: the clip on, but no observation normalization, reward scaling or advantage
 normalization, Xavier init with gain 1, no learning-rate annealing, no gradient clipping, no
 entropy bonus). Last, the two knobs of the update itself: the number of epochs (4, 10 and 30, those
-that differ from the baseline's) and the entropy bonus (0 and 0.01, those that differ). (The stored
-figures/05_ablation.json predates these rows; --only could not add them because the stored baseline
-no longer reproduces through today's command line, so they appear with the next full run.)
+that differ from the baseline's) and the entropy bonus (0 and 0.01, those that differ).
 
 Each run is one ``python -m rlref train ppo --env ENV --set ...`` child, run by rlref/bench.py as
 the bench command runs its grids, on seeds 201-205, which were used for no tuning. Per run we keep the deterministic evaluation (summary
@@ -85,7 +83,8 @@ ROOT = pathlib.Path(rlref.__file__).resolve().parent.parent
 ENVS = ("CartPole-v1", "Pendulum-v1")
 SEEDS = (201, 202, 203, 204, 205)
 CURVE_POINTS = 60                 # learning-curve points kept per run
-COLORS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C9", "C8", "m", "teal")   # per variant; baseline dark gray
+COLORS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C9", "C8", "m", "teal", "olive", "navy", "crimson", "goldenrod",
+          "slateblue")                                           # per variant (cycled); baseline dark gray
 CURVES = ("kl", "kl_k1", "kl_k3", "clip_frac", "explained_var", "beta")   # kept per row, besides return_mean
 DIAGNOSTICS = ("kl", "kl_k1", "kl_k3", "clip_frac", "explained_var", "entropy", "beta")
 
@@ -266,7 +265,7 @@ def plot_env(env, res, path):
     from matplotlib.ticker import FuncFormatter
     kilo = FuncFormatter(lambda x, _: f"{x / 1000:g}k")
     vs = res["variants"]
-    color = ["0.25"] + list(COLORS)
+    color = ["0.25"] + [COLORS[i % len(COLORS)] for i in range(len(res["variants"]) - 1)]
     base = vs[0]
     threshold = res["threshold"]
     rows = -(-(len(vs) - 1) // 4)                                      # rows of per-variant curves
@@ -320,7 +319,7 @@ def plot_env(env, res, path):
     ax.grid(alpha=0.3, axis="y")
     fig.suptitle(f"PPO ablation on {env}: one detail changed at a time, seeds {res['seeds'][0]}-{res['seeds'][-1]}",
                  fontsize=12)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))       # room for the title
     buffer = io.BytesIO()
     fig.savefig(buffer, dpi=80)
     plt.close(fig)
