@@ -322,7 +322,11 @@ def train_mpi(seed, env, *args):
 # Calibration (mpiexec -n 2, default Config, 100k env steps in total):
 #   python scripts/calibrate.py dppo CartPole-v1 --seeds 11-30 --mpi 2 --jobs 1
 #       -> 19 of 20 evaluate >= 475 (the miss: seed 25 at 401); all 20 reach a training mean of 475
-#          (median at 57k steps). Per-seed failure rate ~0.05; "4 of 5" fails with probability ~2 %.
+#          (median at 57k steps). Per-seed failure rate ~0.05, below 0.24 at 95 % (Wilson). "1 of 3"
+#          fails only if all three fail: 1.4e-2 at that upper end, 1.3e-4 at the point estimate (the
+#          rule before, 4 of 5, 2 % at the point estimate and a third at the upper end), and a passing
+#          test costs one two-worker run instead of four. It guards against DPPO no longer learning;
+#          a partial regression is the calibration's to see.
 #   python scripts/calibrate.py dppo Pendulum-v1 --seeds 11-22 --mpi 2 --jobs 1   (preset, 300k)
 #       -> 12 of 12 evaluate >= -250 (median -153, worst -204), and unseen seeds 4101-4105 5 of 5
 #          (worst -176): 0 misses in 17, so "1 of 2" fails with p^2 < 0.03 even at the 95 % upper
@@ -330,7 +334,7 @@ def train_mpi(seed, env, *args):
 #          safely, so the test keeps the preset's budget.) The test's Pendulum seeds are 4106-4107,
 #          outside that calibration (they were 4101-4102, two of its seeds).
 # Two workers run on two cores, one seed at a time, and each rule stops once decided (helpers.decide:
-# the verdict of all its seeds): 4 CartPole runs and 1 Pendulum run when all pass.
+# the verdict of all its seeds): 1 CartPole run and 1 Pendulum run when all pass.
 def two_worker_rule(seeds, k, threshold, env):
     verdict, evals = decide(seeds, k, lambda e: e >= threshold, lambda wave: [train_mpi(s, env) for s in wave])
     assert verdict, (env, evals)
@@ -339,7 +343,7 @@ def two_worker_rule(seeds, k, threshold, env):
 @needs_mpi
 @pytest.mark.slow
 def test_two_workers_solve_cartpole():
-    two_worker_rule([4001, 4002, 4003, 4004, 4005], 4, 475, "CartPole-v1")
+    two_worker_rule([4001, 4002, 4003], 1, 475, "CartPole-v1")
 
 
 @needs_mpi

@@ -61,6 +61,9 @@ def test_binomial_tail_of_the_rules():
     assert tail(5, 1, 0.236) < 1e-3 and tail(4, 1, 0.167) < 1e-3           # PPO Acrobot's, TRPO Pendulum's
     assert tail(6, 2, 0.185) < 1.2e-3 and tail(6, 3, 0.185) > 1e-2        # A2C CartPole's rule and why
     assert tail(6, 1, 0.278) < 5e-4 < 1e-3 < tail(5, 1, 0.278)            # 0 misses in 10: 1 of 6, not of 5
+    assert tail(3, 1, 0.129) < 2.2e-3 < 1.6e-2 < tail(5, 3, 0.129)        # PPO Pendulum's rule and the one before
+    assert tail(3, 2, 0.071) < 1.5e-2 < 3e-2 < tail(5, 4, 0.071)          # TRPO CartPole's rule and the one before
+    assert tail(3, 1, 0.24) < 1.4e-2 < 0.3 < tail(5, 4, 0.24)             # DPPO CartPole's (tests/test_dppo.py), same
 
 
 # Calibration: python scripts/calibrate.py a2c CartPole-v1 --seeds 11-70 (default config, 200k
@@ -108,10 +111,14 @@ def test_reinforce_and_a2c_improve_pendulum_clearly(algo, seeds):
 # Calibration: python scripts/calibrate.py ppo Pendulum-v1 --seeds 11-20,3101-3111 --threshold -250
 # (preset, 200k steps, within the 300k): 21 of 21 evaluate >= -250 (median -152, worst
 # -203), and the 5 ablation seeds 201-205 all >= -166 (an earlier commit's run: 20 of 21, one miss
-# at -251.5). Per-seed failure rate below ~0.13 at 95 %; CI asks 3 of 5 (< 2e-2 there, ~1e-3 at 0.05).
+# at -251.5). 0 misses in 26: per-seed failure rate below 0.129 at 95 % (Wilson). CI asks 1 of 3:
+# a false alarm needs all three to fail, 2.1e-3 at that upper end (the rule before, 3 of 5, 1.7e-2
+# there), and a passing run costs one 200k-step run instead of three (70 s of CI's CPU). What it
+# gives up is power against a partial regression (a failure rate of 1/2 shows with probability 1/8):
+# this test guards against PPO no longer learning a continuous task; rates are the calibration's job.
 @pytest.mark.slow
 def test_ppo_learns_pendulum():
-    verdict, _, evals = k_of_n("ppo", [3301, 3302, 3303, 3304, 3305], 3, -250, env="Pendulum-v1")
+    verdict, _, evals = k_of_n("ppo", [3301, 3302, 3303], 1, -250, env="Pendulum-v1")
     assert verdict, evals
 
 
@@ -174,12 +181,12 @@ def test_npg_solves_cartpole():
 # Calibration: python scripts/calibrate.py trpo CartPole-v1 --seeds 11-30 --total-steps 150000 --jobs 1
 # (and --seeds 31-60), default Config but 150k steps (the default is 100k: docs/results.md has both):
 # the deterministic evaluation reached 475 in 50 of 50 seeds, every one at 500.0; solved in training
-# after 26k-59k steps (median 32k). ">= 4 of 5" fails only if 2 of 5 seeds fail, with
-# probability ~10 p^2: < 1e-3 if p < 1 %, which the point estimate (0 of 50) meets, and still < 4 %
-# at the 95 % upper bound p = 3/50.
+# after 26k-59k steps (median 32k). ">= 2 of 3" fails only if 2 of 3 seeds fail, with
+# probability ~3 p^2: < 1.5 % at the 95 % upper bound p = 0.071 (Wilson, 0 of 50), where the rule
+# before, 4 of 5, failed with 4 %; a passing test costs two runs instead of four.
 @pytest.mark.slow
 def test_trpo_solves_cartpole_inside_its_trust_region():
-    verdict, runs, evals = k_of_n("trpo", [901, 902, 903, 904, 905], 4, 475, "--total-steps", "150000")
+    verdict, runs, evals = k_of_n("trpo", [901, 902, 903], 2, 475, "--total-steps", "150000")
     for s in runs:     # never past the trust region: neither the configured nor the annealed radius
         p = read_progress(s["run_dir"])
         assert all(kl <= max_kl <= s["config"]["max_kl"] for kl, max_kl in zip(p["kl"], p["max_kl"]))
