@@ -61,7 +61,7 @@ def cmd_train(args):
         print("\n".join(show_config(args.algo, args.env, args.seed, args.total_steps, args.set)))
         return 0
     config = resolve_config(args.algo, args.env, args.seed, args.total_steps, args.set)
-    out = args.out or default_out(args.algo, config)
+    out = args.out if args.out is not None else default_out(args.algo, config)
     check_out_dir(out)
     return _report(train(args.algo, config, out, quiet=args.quiet, overwrite=args.overwrite, verbose=args.verbose),
                    out)

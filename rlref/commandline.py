@@ -79,7 +79,11 @@ def default_out(algo, config):
 
 
 def check_out_dir(out, flag="--out"):
-    """Refuse an output folder that is a file, or lies under one, before anything runs."""
+    """Refuse an output folder that is empty text (it would mean the current folder), a file, or
+    lies under one, before anything runs."""
+    if not out.strip():
+        raise RunDirectoryError(f"{flag} is empty: give a folder, or omit {flag} for the default; "
+                                f"nothing was written")
     path = os.path.abspath(out)
     while not os.path.exists(path) and os.path.dirname(path) != path:
         path = os.path.dirname(path)

@@ -130,6 +130,16 @@ SLIPS = [  # (arguments, a piece of the one line)
 ]
 
 
+@pytest.mark.parametrize("args", [["train", "ppo", "--out", ""], ["train", "ppo", "--out", "  "],
+                                  ["bench", "--algos", "ppo", "--envs", "CartPole-v1", "--seeds", "1", "--out", ""]])
+def test_an_empty_out_is_refused_not_taken_for_the_default_or_this_folder(args, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert call(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--out is empty" in err and len(err.strip().splitlines()) == 1, err
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.parametrize("args, words", SLIPS, ids=[s[0] or "(nothing)" for s in SLIPS])
 def test_a_slip_is_one_line_and_writes_nothing(args, words, place, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)                      # what a default output would create lands here
