@@ -38,7 +38,9 @@ MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or "mpie
 
 
 def run_name(algo, env, seed):
-    return f"{algo}-{env}-s{seed}"
+    """ALGO-ENV-sSEED, one folder name on every system: a custom env's module:Class separator and a
+    namespace's / (ALE/Pong-v5) become _."""
+    return f"{algo}-{env.replace(':', '_').replace('/', '_')}-s{seed}"
 
 
 def planned_config(algo, env, seed, steps, sets):

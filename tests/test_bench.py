@@ -206,3 +206,10 @@ def test_wilson_interval_known_values():
         wilson_interval(4, 3)
     with pytest.raises(ConfigError, match="n must be an integer in"):
         wilson_interval(0, 0)
+
+
+def test_run_names_are_one_portable_folder_name():
+    from rlref.bench import run_name
+    assert run_name("ppo", "CartPole-v1", 3) == "ppo-CartPole-v1-s3"
+    assert run_name("ppo", "tests.tiny_env:Tiny-v0", 1) == "ppo-tests.tiny_env_Tiny-v0-s1"     # no ':' (Windows)
+    assert run_name("ppo", "ALE/Pong-v5", 1) == "ppo-ALE_Pong-v5-s1"                         # one folder, not two
